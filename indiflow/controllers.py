@@ -1,0 +1,173 @@
+"""Step controllers: where the next step ends, and whether the last one is kept.
+
+``FixedSteps`` walks a ``TimeGrid`` and never looks at the state (no device synchronisation).
+``Adaptive`` is a PI controller on an embedded error estimate, with a switch to the exact limit
+step onto ``t = 0`` once that step's own error meets the tolerance.
+
+Reaching ``t = 0`` adaptively. Along a trajectory ``d/dt F(x(t), t) = -t x''(t)``, so
+``F(x(t), t) = x(0) - t^2 / 2 x''(0) + O(t^3)``: the limit step ``x(0) ≈ F(x_t, t)`` has error
+``≈ t^2 / 2 |x''(0)|``. From the evaluations ``F_p`` at the previous accepted time ``t_p`` and
+``F`` at the current ``t``, that quadratic model gives the estimate
+``t^2 (F - F_p) / (t_p^2 - t^2)``; the controller switches (sets ``s = 0``) as soon as its
+scaled RMS norm is at most ``switch_safety``, which is usually free since ``F(x_t, t)`` is the
+next step's first stage anyway. Until then each step ends at ``s >= min_time_ratio * t``, so the
+remaining interval shrinks geometrically and the estimate, which falls like ``t^2``, soon passes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from indiflow._checks import check_nonnegative, check_positive, check_real
+from indiflow.grid import TimeGrid
+
+
+@dataclass(frozen=True)
+class FixedSteps:
+    """Step exactly through the times of ``grid``; every step is accepted."""
+
+    grid: TimeGrid
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, TimeGrid):
+            raise TypeError(
+                "FixedSteps needs an indiflow.TimeGrid, e.g. FixedSteps(TimeGrid.uniform(20)), "
+                f"got {type(self.grid).__name__}"
+            )
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """PI step-size control on the solver's embedded error estimate.
+
+    A step is accepted when, for every sample, the RMS over its entries of
+    ``error / (atol + rtol * max(|x|, |x_new|))`` is at most 1.
+
+    Args:
+        rtol: relative tolerance.
+        atol: absolute tolerance.
+        t_end: where to stop; ``0`` reaches ``t = 0`` through the exact limit step (see module).
+        safety: factor applied to every proposed step size.
+        factor_min: smallest ratio between consecutive step sizes.
+        factor_max: largest ratio between consecutive step sizes.
+        min_step: a step smaller than this raises ``RuntimeError``.
+        max_step: largest step size.
+        first_step: initial step size; ``None`` uses the standard starting-step heuristic
+            (one extra evaluation).
+        min_time_ratio: each step ends at ``s >= min_time_ratio * t`` while ``t_end = 0``.
+        switch_safety: the limit step onto 0 is taken when its estimated error norm is at most
+            this.
+    """
+
+    rtol: float = 1e-3
+    atol: float = 1e-6
+    t_end: float = 0.0
+    safety: float = 0.9
+    factor_min: float = 0.2
+    factor_max: float = 5.0
+    min_step: float = 1e-10
+    max_step: float = 1.0
+    first_step: float | None = None
+    min_time_ratio: float = 0.1
+    switch_safety: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_nonnegative("rtol", self.rtol)
+        check_nonnegative("atol", self.atol)
+        if self.rtol == 0 and self.atol == 0:
+            raise ValueError("rtol and atol cannot both be 0; set a positive tolerance")
+        t_end = check_real("t_end", self.t_end)
+        if not 0.0 <= t_end < 1.0:
+            raise ValueError(f"t_end must be in [0, 1), got {t_end}")
+        safety = check_positive("safety", self.safety)
+        if safety > 1:
+            raise ValueError(f"safety must be in (0, 1], got {safety}")
+        if not 0 < check_positive("factor_min", self.factor_min) < 1:
+            raise ValueError(f"factor_min must be in (0, 1), got {self.factor_min}")
+        if check_positive("factor_max", self.factor_max) <= 1:
+            raise ValueError(f"factor_max must be > 1, got {self.factor_max}")
+        if check_positive("max_step", self.max_step) <= check_positive("min_step", self.min_step):
+            raise ValueError(
+                f"max_step ({self.max_step}) must be larger than min_step ({self.min_step})"
+            )
+        if self.first_step is not None:
+            check_positive("first_step", self.first_step)
+        if not 0 < check_positive("min_time_ratio", self.min_time_ratio) < 1:
+            raise ValueError(f"min_time_ratio must be in (0, 1), got {self.min_time_ratio}")
+        check_positive("switch_safety", self.switch_safety)
+
+    def error_norm(self, error: torch.Tensor, x: torch.Tensor, x_new: torch.Tensor) -> torch.Tensor:
+        """Per-sample scaled RMS norm of ``error``: shape ``(B,)``."""
+        scale = self.atol + self.rtol * torch.maximum(x.abs(), x_new.abs())
+        ratio = (error / scale).flatten(1)
+        return ratio.square().mean(dim=1).sqrt()
+
+    def next_step(self, h: float, err: float, err_prev: float | None, error_order: int) -> float:
+        """Step size after a step of size ``h`` with error norm ``err`` (PI control)."""
+        k = error_order + 1
+        if err == 0.0:
+            factor = self.factor_max
+        elif err_prev is None or err > 1.0:
+            factor = self.safety * err ** (-1.0 / k)
+        else:
+            factor = self.safety * err ** (-0.7 / k) * max(err_prev, 1e-10) ** (0.4 / k)
+        factor = min(self.factor_max, max(self.factor_min, factor))
+        if err > 1.0:
+            factor = min(factor, 1.0)
+        return min(h * factor, self.max_step)
+
+    def limit_error(
+        self,
+        t: float,
+        x: torch.Tensor,
+        denoised: torch.Tensor,
+        t_prev: float,
+        denoised_prev: torch.Tensor,
+    ) -> float:
+        """Largest per-sample error norm of the limit step ``x(0) ≈ F(x_t, t)`` (see module)."""
+        estimate = (t * t / (t_prev * t_prev - t * t)) * (denoised - denoised_prev)
+        return float(self.error_norm(estimate, x, denoised).max())
+
+    def propose_end(self, t: float, h: float) -> float:
+        """Where a step of size ``h`` from ``t`` should end, respecting ``t_end``."""
+        if self.t_end > 0.0:
+            s = t - h
+            # Avoid leaving a sliver before t_end that would force a tiny final step.
+            return self.t_end if s < self.t_end + 1e-3 * h else s
+        return max(t - h, self.min_time_ratio * t)
+
+
+def initial_step(
+    controller: Adaptive,
+    t0: float,
+    x0: torch.Tensor,
+    deriv0: torch.Tensor,
+    deriv_at: object,
+    error_order: int,
+) -> float:
+    """Starting step size by the classic two-evaluation heuristic (Hairer, Nørsett & Wanner, II.4).
+
+    ``deriv_at(t, x)`` evaluates the field; it is called once.
+    """
+    if controller.first_step is not None:
+        return min(controller.first_step, controller.max_step)
+    scale = controller.atol + controller.rtol * x0.abs()
+    d0 = float((x0 / scale).flatten(1).square().mean(1).sqrt().max())
+    d1 = float((deriv0 / scale).flatten(1).square().mean(1).sqrt().max())
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = min(h0, 0.5 * t0)
+    deriv1 = deriv_at(t0 - h0, x0 - h0 * deriv0)  # type: ignore[operator]
+    d2 = float(((deriv1 - deriv0) / scale).flatten(1).square().mean(1).sqrt().max()) / h0
+    biggest = max(d1, d2)
+    if not math.isfinite(biggest):
+        raise RuntimeError(
+            f"the field returned non-finite values near t = {t0}; check the regressor and y"
+        )
+    if biggest <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / biggest) ** (1.0 / (error_order + 1))
+    return min(100 * h0, h1, controller.max_step, (1 - controller.min_time_ratio) * t0)

@@ -1,0 +1,5 @@
+"""Reference networks for InDI regressors ``F(x_t, t)``; training logic lives elsewhere."""
+
+from indiflow.nets.toy_mlp import FourierTimeEmbedding, ToyMLP
+
+__all__ = ["FourierTimeEmbedding", "ToyMLP"]

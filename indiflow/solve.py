@@ -1,0 +1,161 @@
+"""``solve``: the one integration loop of indiflow, from ``y`` at ``t = 1`` towards ``t = 0``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from indiflow._checks import check_finite_tensor, check_int, check_tensor
+from indiflow.controllers import Adaptive, FixedSteps, initial_step
+from indiflow.field import InDIField
+from indiflow.solution import Solution, Stats
+from indiflow.solvers import Solver
+
+
+def _check_arguments(field: object, solver: object, controller: object, save: object) -> None:
+    if not isinstance(field, InDIField):
+        raise TypeError(
+            "field must be an indiflow.InDIField; wrap your regressor as "
+            f"ind.InDIField(regressor), got {type(field).__name__}"
+        )
+    if not callable(getattr(solver, "step", None)) or not hasattr(solver, "order"):
+        raise TypeError(
+            "solver must be a solver object such as ind.Euler() or ind.Heun() (not a string or a "
+            f"class), got {solver!r}"
+        )
+    if not isinstance(controller, FixedSteps | Adaptive):
+        raise TypeError(
+            "controller must be ind.FixedSteps(grid) or ind.Adaptive(rtol=..., atol=...), "
+            f"got {type(controller).__name__}"
+        )
+    if isinstance(controller, Adaptive) and getattr(solver, "error_order", None) is None:
+        raise ValueError(
+            f"{type(solver).__name__} has no error estimate, so it cannot be used with Adaptive; "
+            "use FixedSteps(grid), or a solver with an embedded estimate such as ind.Heun(), "
+            "ind.BogackiShampine() or ind.DormandPrince()"
+        )
+    if not isinstance(save, bool):
+        raise TypeError(f"save_trajectory must be a bool, got {type(save).__name__}")
+
+
+def _raise_if_nonfinite(checks: list[tuple[float, float, torch.Tensor]]) -> None:
+    """Deferred finiteness check: one synchronisation for the whole solve."""
+    if not checks:
+        return
+    finite = torch.isfinite(torch.stack([c for _, _, c in checks]))
+    if bool(finite.all()):
+        return
+    t, s, _ = checks[int((~finite).nonzero()[0, 0])]
+    raise RuntimeError(
+        f"the field returned non-finite values (NaN or inf) in the step from t = {t:.6g} to "
+        f"s = {s:.6g}; check the regressor at that time (and its input scaling)"
+    )
+
+
+def solve(
+    field: InDIField,
+    solver: Solver,
+    y: torch.Tensor,
+    controller: FixedSteps | Adaptive,
+    save_trajectory: bool = False,
+    max_steps: int = 10_000,
+) -> Solution:
+    """Integrate ``dx/dt = (x - F(x, t)) / t`` from ``x = y`` at the start time towards 0.
+
+    The start time is ``grid.ts[0]`` for ``FixedSteps`` and 1 for ``Adaptive``. No stage is
+    ever evaluated at ``t <= 0``: a step onto 0 returns the exact limit ``F(x_t, t)``.
+    A fixed-grid solve never synchronises with the device before it returns.
+
+    Args:
+        field: the InDI field around a regressor.
+        solver: a solver object (``Euler()``, ``Heun()``, ``BogackiShampine()``,
+            ``DormandPrince()``).
+        y: degraded input of shape ``(B, *dims)``; its dtype and device are kept.
+        controller: ``FixedSteps(grid)`` or ``Adaptive(...)``.
+        save_trajectory: keep the state at every accepted time in ``Solution.xs``.
+        max_steps: ``RuntimeError`` when an adaptive solve attempts more steps.
+
+    Returns:
+        ``Solution(x, ts, xs, stats)``.
+    """
+    _check_arguments(field, solver, controller, save_trajectory)
+    check_int("max_steps", max_steps, 1)
+    check_tensor("y", y, min_dim=2)
+    check_finite_tensor("y", y)
+
+    adaptive = isinstance(controller, Adaptive)
+    if adaptive:
+        t, t_end, grid = 1.0, controller.t_end, ()
+    else:
+        grid = controller.grid.ts
+        t, t_end = grid[0], grid[-1]
+        if len(grid) - 1 > max_steps:
+            raise ValueError(
+                f"the grid has {len(grid) - 1} steps, more than max_steps={max_steps}; "
+                "raise max_steps or use a coarser grid"
+            )
+    x, denoised, state = y, None, None
+    nfe = steps = accepted = rejected = 0
+    times, states = [t], ([y] if save_trajectory else None)
+    checks: list[tuple[float, float, torch.Tensor]] = []
+    acc_dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
+    h: float | None = None
+    err_prev: float | None = None
+    previous: tuple[float, torch.Tensor] | None = None
+
+    while t > t_end:
+        if steps >= max_steps:
+            raise RuntimeError(
+                f"solve reached max_steps={max_steps} at t = {t:.6g} before t_end = {t_end}; "
+                "raise max_steps or loosen rtol/atol"
+            )
+        if denoised is None:
+            denoised = field.denoise(t, x)
+            nfe += 1
+        if adaptive:
+            if h is None:
+                h = initial_step(controller, t, x, field.derivative(t, x, denoised), field,
+                                 solver.error_order)  # fmt: skip
+                nfe += 1
+            if h < controller.min_step:
+                raise RuntimeError(
+                    f"the step size fell to {h:.3g} < min_step={controller.min_step} at "
+                    f"t = {t:.6g}; loosen rtol/atol or lower min_step"
+                )
+            switch = (
+                t_end == 0.0
+                and previous is not None
+                and controller.limit_error(t, x, denoised, *previous) <= controller.switch_safety
+            )
+            s = 0.0 if switch else controller.propose_end(t, h)
+        else:
+            s = grid[steps + 1]
+        result = solver.step(field, t, s, x, denoised, state, adaptive and s > 0.0)
+        nfe += result.nfe
+        steps += 1
+        if adaptive and s > 0.0:
+            err = float(controller.error_norm(result.error, x, result.x).max())
+            if not math.isfinite(err):
+                raise RuntimeError(
+                    f"the field returned non-finite values (NaN or inf) in the step from "
+                    f"t = {t:.6g} to s = {s:.6g}; check the regressor at that time"
+                )
+            h = controller.next_step(t - s, err, err_prev, solver.error_order)
+            if err > 1.0:
+                rejected += 1
+                continue
+            err_prev = err
+            previous = (t, denoised)
+        checks.append((t, s, result.x.sum(dtype=acc_dtype)))
+        t, x, denoised, state = s, result.x, result.denoised_next, result.state
+        accepted += 1
+        times.append(t)
+        if states is not None:
+            states.append(x)
+
+    _raise_if_nonfinite(checks)
+    stats = Stats(nfe=nfe, rows=nfe * y.shape[0], steps=steps, accepted=accepted,
+                  rejected=rejected)  # fmt: skip
+    xs = torch.stack(states) if states is not None else None
+    return Solution(x=x, ts=torch.tensor(times, dtype=torch.float64), xs=xs, stats=stats)
