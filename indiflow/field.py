@@ -64,7 +64,9 @@ class InDIField:
         return self.derivative(t, x, self._call(t, x))
 
     @staticmethod
-    def derivative(t: float | torch.Tensor, x: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+    def derivative(
+        t: float | torch.Tensor, x: torch.Tensor, denoised: torch.Tensor
+    ) -> torch.Tensor:
         """``(x - F) / t`` from an already evaluated ``F``; no check, no evaluation."""
         return (x - denoised) / expand_times(t, x)
 

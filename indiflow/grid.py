@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class TimeGrid:
             raise ValueError(
                 f"TimeGrid values must lie in [0, 1], got first {ts[0]} and last {ts[-1]}"
             )
-        for i, (a, b) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(ts)):
             if not b < a:
                 raise ValueError(
                     f"TimeGrid must be strictly decreasing (from 1 towards 0), but ts[{i}] = {a} "
@@ -81,14 +82,14 @@ class TimeGrid:
     def uniform(cls, n: int) -> TimeGrid:
         """``1, 1 - 1/n, ..., 0``: Algorithm 1's grid with ``n`` steps."""
         check_int("n", n, 1)
-        return cls(tuple(1.0 - i / n for i in range(n)) + (0.0,))
+        return cls((*(1.0 - i / n for i in range(n)), 0.0))
 
     @classmethod
     def power(cls, n: int, rho: float) -> TimeGrid:
         """``(1 - i/n)^rho`` for ``i = 0..n``; ``rho > 1`` concentrates steps near ``t = 0``."""
         check_int("n", n, 1)
         rho = check_positive("rho", rho)
-        return cls(tuple((1.0 - i / n) ** rho for i in range(n)) + (0.0,))
+        return cls((*((1.0 - i / n) ** rho for i in range(n)), 0.0))
 
     @classmethod
     def log_uniform(cls, n: int, t_min: float) -> TimeGrid:

@@ -19,6 +19,10 @@ def _check_arguments(field: object, solver: object, controller: object, save: ob
             "field must be an indiflow.InDIField; wrap your regressor as "
             f"ind.InDIField(regressor), got {type(field).__name__}"
         )
+    if isinstance(solver, type):
+        raise TypeError(
+            f"solver must be an instance such as {solver.__name__}(), not the class itself"
+        )
     if not callable(getattr(solver, "step", None)) or not hasattr(solver, "order"):
         raise TypeError(
             "solver must be a solver object such as ind.Euler() or ind.Heun() (not a string or a "
@@ -115,19 +119,20 @@ def solve(
             nfe += 1
         if adaptive:
             if h is None:
-                h = initial_step(controller, t, x, field.derivative(t, x, denoised), field,
-                                 solver.error_order)  # fmt: skip
+                with torch.no_grad():
+                    deriv = field.derivative(t, x, denoised)
+                    h = initial_step(controller, t, x, deriv, field, solver.error_order)
                 nfe += 1
             if h < controller.min_step:
                 raise RuntimeError(
                     f"the step size fell to {h:.3g} < min_step={controller.min_step} at "
                     f"t = {t:.6g}; loosen rtol/atol or lower min_step"
                 )
-            switch = (
-                t_end == 0.0
-                and previous is not None
-                and controller.limit_error(t, x, denoised, *previous) <= controller.switch_safety
-            )
+            switch = False
+            if t_end == 0.0 and previous is not None:
+                with torch.no_grad():
+                    limit_err = controller.limit_error(t, x, denoised, *previous)
+                switch = limit_err <= controller.switch_safety
             s = 0.0 if switch else controller.propose_end(t, h)
         else:
             s = grid[steps + 1]
@@ -135,7 +140,7 @@ def solve(
         nfe += result.nfe
         steps += 1
         if adaptive and s > 0.0:
-            err = float(controller.error_norm(result.error, x, result.x).max())
+            err = float(controller.error_norm(result.error, x, result.x).detach().max())
             if not math.isfinite(err):
                 raise RuntimeError(
                     f"the field returned non-finite values (NaN or inf) in the step from "

@@ -68,8 +68,9 @@ def limit_step(denoised: torch.Tensor, state: object = None) -> StepResult:
 
 @dataclass(frozen=True)
 class Euler:
-    """Explicit Euler, the paper's Algorithm 1: ``x_s = (d/t) F(x_t, t) + (1 - d/t) x_t``, ``d = t - s``.
+    """Explicit Euler, the paper's Algorithm 1: ``x_s = (d/t) F(x_t, t) + (1 - d/t) x_t``.
 
+    Here ``d = t - s`` is the step length.
     Order 1; 1 evaluation per step (the ``F(x_t, t)`` supplied by the loop); no error estimate.
     At ``s = 0`` the convex combination is exactly ``F(x_t, t)``. With ``F`` frozen over the step
     the update is exact, so Euler here equals DDIM (eta = 0) and first-order DPM-Solver++.
