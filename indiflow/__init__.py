@@ -16,11 +16,20 @@ from indiflow.solve import solve
 from indiflow.solvers import BogackiShampine, DormandPrince, Euler, Heun, StepResult
 
 # --- oracles ---
+from indiflow import oracles
 
 # --- training: losses, time laws, networks, stochastic sampling ---
+from indiflow import nets
+from indiflow.losses import indi_loss
+from indiflow.stochastic import sample_stochastic, start_noise_std, step_noise_std
+from indiflow.time_laws import MixtureTime, PowerTime, TimeLaw, UniformTime
 
 # --- parametrisation conversions ---
+from indiflow import param
 
 # --- multistep, per-sample stepping, grid design, backends ---
+from indiflow import backends
+from indiflow.per_sample import PerSampleSolution
+from indiflow.per_sample_adaptive import PerSampleAdaptive
 
 __version__ = "0.1.0"

@@ -7,8 +7,11 @@ import math
 import torch
 
 from indiflow._checks import check_finite_tensor, check_int, check_tensor
+from indiflow.backends.torchdiffeq import TorchDiffEq, solve_torchdiffeq
 from indiflow.controllers import Adaptive, FixedSteps, initial_step
 from indiflow.field import InDIField
+from indiflow.per_sample import solve_per_sample
+from indiflow.per_sample_adaptive import PerSampleAdaptive
 from indiflow.solution import Solution, Stats
 from indiflow.solvers import Solver
 
@@ -43,15 +46,8 @@ def _check_arguments(field: object, solver: object, controller: object, save: ob
         raise TypeError(f"save_trajectory must be a bool, got {type(save).__name__}")
 
 
-def _raise_if_nonfinite(checks: list[tuple[float, float, torch.Tensor]]) -> None:
-    """Deferred finiteness check: one synchronisation for the whole solve."""
-    if not checks:
-        return
-    finite = torch.isfinite(torch.stack([c for _, _, c in checks]))
-    if bool(finite.all()):
-        return
-    t, s, _ = checks[int((~finite).nonzero()[0, 0])]
-    raise RuntimeError(
+def _nonfinite_error(t: float, s: float) -> RuntimeError:
+    return RuntimeError(
         f"the field returned non-finite values (NaN or inf) in the step from t = {t:.6g} to "
         f"s = {s:.6g}; check the regressor at that time (and its input scaling)"
     )
@@ -69,25 +65,55 @@ def solve(
 
     The start time is ``grid.ts[0]`` for ``FixedSteps`` and 1 for ``Adaptive``. No stage is
     ever evaluated at ``t <= 0``: a step onto 0 returns the exact limit ``F(x_t, t)``.
-    A fixed-grid solve never synchronises with the device before it returns.
+    A fixed-grid solve never synchronises with the device before it returns; it then checks
+    the final state once and, only if that holds NaN or inf, replays the solve with per-step
+    checks to raise a ``RuntimeError`` naming the step where it happened.
 
     Args:
         field: the InDI field around a regressor.
         solver: a solver object (``Euler()``, ``Heun()``, ``BogackiShampine()``,
-            ``DormandPrince()``).
+            ``DormandPrince()``), or ``backends.TorchDiffEq(method)`` to run torchdiffeq.
         y: degraded input of shape ``(B, *dims)``; its dtype and device are kept.
-        controller: ``FixedSteps(grid)`` or ``Adaptive(...)``.
+        controller: ``FixedSteps(grid)``, ``Adaptive(...)``, or ``PerSampleAdaptive(...)``
+            (every sample stepped on its own, returns a ``PerSampleSolution``).
         save_trajectory: keep the state at every accepted time in ``Solution.xs``.
         max_steps: ``RuntimeError`` when an adaptive solve attempts more steps.
 
     Returns:
         ``Solution(x, ts, xs, stats)``.
     """
+    if isinstance(solver, TorchDiffEq):
+        return solve_torchdiffeq(field, solver, y, controller, save_trajectory, max_steps)
+    if isinstance(controller, PerSampleAdaptive):
+        return solve_per_sample(field, solver, y, controller, save_trajectory, max_steps)
     _check_arguments(field, solver, controller, save_trajectory)
     check_int("max_steps", max_steps, 1)
     check_tensor("y", y, min_dim=2)
     check_finite_tensor("y", y)
 
+    result = _integrate(field, solver, y, controller, save_trajectory, max_steps, False)
+    if not bool(torch.isfinite(result.x).all()):
+        # A fixed-grid solve checks nothing per step (no synchronisation); only on failure is
+        # it replayed with a check after every step, to name the step where it happened.
+        _integrate(field, solver, y, controller, False, max_steps, True)
+        raise RuntimeError(
+            "the solve produced non-finite values (NaN or inf), but a replay with per-step "
+            "checks did not reproduce them: the regressor is not deterministic (dropout or "
+            "random draws in eval?); check it, e.g. with net.eval()"
+        )
+    return result
+
+
+def _integrate(
+    field: InDIField,
+    solver: Solver,
+    y: torch.Tensor,
+    controller: FixedSteps | Adaptive,
+    save_trajectory: bool,
+    max_steps: int,
+    check_each_step: bool,
+) -> Solution:
+    """The loop itself; ``check_each_step`` raises at the first non-finite state."""
     adaptive = isinstance(controller, Adaptive)
     if adaptive:
         t, t_end, grid = 1.0, controller.t_end, ()
@@ -102,8 +128,7 @@ def solve(
     x, denoised, state = y, None, None
     nfe = steps = accepted = rejected = 0
     times, states = [t], ([y] if save_trajectory else None)
-    checks: list[tuple[float, float, torch.Tensor]] = []
-    acc_dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
+    check_each_step = check_each_step or adaptive
     h: float | None = None
     err_prev: float | None = None
     previous: tuple[float, torch.Tensor] | None = None
@@ -142,24 +167,21 @@ def solve(
         if adaptive and s > 0.0:
             err = float(controller.error_norm(result.error, x, result.x).detach().max())
             if not math.isfinite(err):
-                raise RuntimeError(
-                    f"the field returned non-finite values (NaN or inf) in the step from "
-                    f"t = {t:.6g} to s = {s:.6g}; check the regressor at that time"
-                )
+                raise _nonfinite_error(t, s)
             h = controller.next_step(t - s, err, err_prev, solver.error_order)
             if err > 1.0:
                 rejected += 1
                 continue
             err_prev = err
             previous = (t, denoised)
-        checks.append((t, s, result.x.sum(dtype=acc_dtype)))
+        if check_each_step and not bool(torch.isfinite(result.x).all()):
+            raise _nonfinite_error(t, s)
         t, x, denoised, state = s, result.x, result.denoised_next, result.state
         accepted += 1
         times.append(t)
         if states is not None:
             states.append(x)
 
-    _raise_if_nonfinite(checks)
     stats = Stats(nfe=nfe, rows=nfe * y.shape[0], steps=steps, accepted=accepted,
                   rejected=rejected)  # fmt: skip
     xs = torch.stack(states) if states is not None else None

@@ -103,6 +103,22 @@ class _Tableau:
     fsal: bool
 
 
+def _combine(coeffs: tuple[float, ...], ks: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_i c_i k_i`` over the non-zero coefficients, one fused multiply-add per term."""
+    terms = [(c, k) for c, k in zip(coeffs, ks, strict=False) if c != 0.0]
+    c0, k0 = terms[0]
+    acc = k0 if c0 == 1.0 else c0 * k0
+    for c, k in terms[1:]:
+        acc = acc.add(k, alpha=c)
+    return acc
+
+
+def _advance(x: torch.Tensor, h: float | torch.Tensor, increment: torch.Tensor) -> torch.Tensor:
+    if isinstance(h, torch.Tensor):
+        return x + h * increment
+    return x.add(increment, alpha=h)
+
+
 def _rk_step(
     tab: _Tableau,
     field: InDIField,
@@ -120,11 +136,11 @@ def _rk_step(
     nfe = 0
     n_stages = len(tab.c) - 1 if tab.fsal else len(tab.c)
     for i in range(1, n_stages):
-        x_i = x + h * sum(a * k for a, k in zip(tab.a[i - 1], ks, strict=False) if a != 0.0)
+        x_i = _advance(x, h, _combine(tab.a[i - 1], ks))
         t_i = t + tab.c[i] * h_scalar
         ks.append(field.derivative(t_i, x_i, field.denoise(t_i, x_i)))
         nfe += 1
-    x_new = x + h * sum(b * k for b, k in zip(tab.b, ks, strict=False) if b != 0.0)
+    x_new = _advance(x, h, _combine(tab.b, ks))
     if not with_error:
         return StepResult(x=x_new, error=None, denoised_next=None, nfe=nfe)
     denoised_next = None
@@ -132,7 +148,7 @@ def _rk_step(
         denoised_next = field.denoise(s, x_new)
         ks.append(field.derivative(s, x_new, denoised_next))
         nfe += 1
-    error = h * sum(e * k for e, k in zip(tab.b_err, ks, strict=True) if e != 0.0)
+    error = h * _combine(tab.b_err, ks)
     return StepResult(x=x_new, error=error, denoised_next=denoised_next, nfe=nfe)
 
 
