@@ -79,8 +79,7 @@ def indi_loss(
     if not isinstance(estimate, torch.Tensor) or estimate.shape != x.shape:
         got = tuple(estimate.shape) if isinstance(estimate, torch.Tensor) else type(estimate)
         raise ValueError(
-            f"regressor(x_t, t) must return a tensor of the shape of x {tuple(x.shape)}, "
-            f"got {got}"
+            f"regressor(x_t, t) must return a tensor of the shape of x {tuple(x.shape)}, got {got}"
         )
     residual = (estimate - x).flatten(1)
     per_sample = residual.square().sum(1) if norm == "l2" else residual.abs().sum(1)

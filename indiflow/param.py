@@ -16,9 +16,12 @@ noise ``eps_hat``      ``(x - F) / (t sigma)``               ``x - t * sigma * e
 =====================  ====================================  ==================================
 
 Each converter is a frozen dataclass holding the wrapped model and ``sigma``, so it is
-inspectable and pickles whenever the wrapped model does. All of them take ``(x_t, t)`` with
-``t`` of shape ``(B,)`` in InDI time (a Python float or 0-d tensor is broadcast), except the
-EDM denoiser, which takes ``(x, s)`` with the noise level ``s = t * sigma`` of shape ``(B,)``.
+inspectable and pickles whenever the wrapped model does. It is not an ``nn.Module``: move,
+train or switch to ``eval()`` the wrapped model itself; the converter only holds a reference.
+
+All of them take ``(x_t, t)`` with ``t`` of shape ``(B,)`` in InDI time (a Python float or 0-d
+tensor is broadcast), except the EDM denoiser, which takes ``(x, s)`` with the noise level
+``s = t * sigma`` of shape ``(B,)``. The wrapped model always receives a ``(B,)`` tensor.
 
 The velocity-, score- and noise-from-regressor maps divide by ``t`` and raise ``ValueError``
 for any ``t <= 0`` (one host-device synchronisation per call); the maps back to a regressor
@@ -57,10 +60,11 @@ __all__ = [
 ]
 
 
-def _check_model(name: str, model: object) -> None:
+def _check_model(name: str, model: object, args: str = "x_t, t") -> None:
     if not callable(model):
         raise TypeError(
-            f"{name} must be callable as {name}(x_t, t) -> tensor, got {type(model).__name__}"
+            f"{name} must be callable as {name}({args}) -> tensor (an nn.Module or a function), "
+            f"got {type(model).__name__}"
         )
 
 
@@ -90,10 +94,10 @@ def _require_positive_times(t_vec: torch.Tensor, what: str) -> None:
 def _call(name: str, model: Model, x: torch.Tensor, t_vec: torch.Tensor) -> torch.Tensor:
     out = model(x, t_vec)
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{name}(x_t, t) must return a torch.Tensor, got {type(out).__name__}")
+        raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__name__}")
     if out.shape != x.shape:
         raise ValueError(
-            f"{name}(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
+            f"{name} must return a tensor shaped like its input {tuple(x.shape)}, "
             f"got {tuple(out.shape)}; check that the model keeps the batch and data dimensions"
         )
     return out
@@ -182,7 +186,7 @@ class RegressorFromEDMDenoiser:
     sigma: float
 
     def __post_init__(self) -> None:
-        _check_model("denoiser", self.denoiser)
+        _check_model("denoiser", self.denoiser, "x, s")
         object.__setattr__(self, "sigma", _check_sigma(self.sigma))
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:

@@ -133,7 +133,7 @@ class PowerTime:
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` times of shape ``(n,)`` by inversion: ``t = u^(1 / (k + 1))``, ``u ~ U(0, 1]``.
+        """Draw ``n`` times of shape ``(n,)`` by inversion: ``t = u^(1/(k+1))``, ``u ~ U(0, 1]``.
 
         Args:
             n: number of draws (``>= 0``).

@@ -46,7 +46,12 @@ class FourierTimeEmbedding(nn.Module):
 class ToyMLP(nn.Module):
     """MLP regressor ``F(x_t, t) ≈ E[x | x_t]`` for states of shape ``(B, dim)``.
 
-    ``F = W_out h_depth``, ``h_{i+1} = SiLU(W_i h_i + b_i)``, ``h_0 = [x_t, embed(t)]``.
+    ``F = W_out h_depth``, ``h_{i+1} = SiLU(W_i h_i + b_i)``, ``h_0 = [x_t, embed(t)]``; with
+    ``skip=True`` the MLP output ``v`` is read as a velocity instead: ``F = x_t - t v``.
+
+    The skip form is exact in law (``v* = E[y - x | x_t]`` is the InDI field itself), and it
+    makes ``F - x_t`` vanish as ``t -> 0``, so the network's error in ``F`` shrinks with ``t``
+    where the sampler takes its finest steps.
 
     Args:
         dim: state dimension (2 for the toys).
@@ -54,6 +59,7 @@ class ToyMLP(nn.Module):
         depth: number of hidden layers (``>= 1``).
         n_freqs: Fourier frequencies in the time embedding.
         max_freq: highest time frequency (cycles per unit time).
+        skip: output ``F = x_t - t * MLP(x_t, t)`` (velocity parametrisation).
     """
 
     def __init__(
@@ -64,9 +70,13 @@ class ToyMLP(nn.Module):
         *,
         n_freqs: int = 16,
         max_freq: float = 64.0,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         self.dim = check_int("dim", dim, 1)
+        if not isinstance(skip, bool):
+            raise TypeError(f"skip must be a bool, got {type(skip).__name__}")
+        self.skip = skip
         hidden = check_int("hidden", hidden, 1)
         depth = check_int("depth", depth, 1)
         self.embed = FourierTimeEmbedding(n_freqs, max_freq)
@@ -97,5 +107,6 @@ class ToyMLP(nn.Module):
             raise ValueError(
                 f"t must be a scalar or have shape (B,) = ({x_t.shape[0]},), got {tuple(t.shape)}"
             )
-        features = torch.cat([x_t, self.embed(t.to(x_t.dtype))], dim=1)
-        return self.mlp(features)
+        t = t.to(x_t.dtype)
+        out = self.mlp(torch.cat([x_t, self.embed(t)], dim=1))
+        return x_t - t[:, None] * out if self.skip else out

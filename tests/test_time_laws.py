@@ -1,0 +1,99 @@
+"""Time laws: each matches its law (KS tests), stays in (0, 1], is reproducible, validates input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import indiflow as ind
+
+N = 20_000
+
+
+def _draw(law: ind.TimeLaw, seed: int = 0, n: int = N) -> torch.Tensor:
+    return law.sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_uniform_matches_its_law() -> None:
+    t = _draw(ind.UniformTime()).numpy()
+    assert stats.kstest(t, "uniform").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("k", [0.0, 0.5, 2.0, 5.0])
+def test_power_matches_its_law(k: float) -> None:
+    t = _draw(ind.PowerTime(k)).numpy()
+    # CDF of the density (k + 1) t^k on (0, 1] is t^(k + 1).
+    assert stats.kstest(t, lambda u: u ** (k + 1)).pvalue > 1e-3
+
+
+def test_power_is_not_uniform() -> None:
+    """The KS test above has power: a k = 2 law is told apart from the uniform one."""
+    t = _draw(ind.PowerTime(2.0)).numpy()
+    assert stats.kstest(t, "uniform").pvalue < 1e-6
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0, 3.0])
+def test_mixture_matches_its_law(a: float) -> None:
+    law = ind.MixtureTime(a)
+    t = _draw(law)
+    at_one = t == 1.0
+    # Point mass: binomial count with p = a / (1 + a); the uniform part never hits 1 exactly
+    # except with probability ~2^-53 per draw.
+    p = a / (1 + a)
+    assert law.point_mass == pytest.approx(p)
+    assert stats.binomtest(int(at_one.sum()), N, p).pvalue > 1e-3
+    assert stats.kstest(t[~at_one].numpy(), "uniform").pvalue > 1e-3
+
+
+@given(
+    law=st.one_of(
+        st.just(ind.UniformTime()),
+        st.floats(0.01, 10).map(ind.MixtureTime),
+        st.floats(0, 20).map(ind.PowerTime),
+    ),
+    n=st.integers(0, 200),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+@settings(max_examples=40, deadline=None)
+def test_draws_lie_in_half_open_interval(law: ind.TimeLaw, n: int, dtype: torch.dtype) -> None:
+    t = law.sample(n, torch.Generator().manual_seed(n), dtype=dtype)
+    assert t.shape == (n,)
+    assert t.dtype == dtype
+    assert bool(((t > 0) & (t <= 1)).all())
+
+
+@pytest.mark.parametrize("law", [ind.UniformTime(), ind.MixtureTime(1.0), ind.PowerTime(2.0)])
+def test_generator_makes_draws_reproducible(law: ind.TimeLaw) -> None:
+    assert torch.equal(_draw(law, seed=3, n=100), _draw(law, seed=3, n=100))
+    assert not torch.equal(_draw(law, seed=3, n=100), _draw(law, seed=4, n=100))
+
+
+def test_default_dtype_is_torch_default() -> None:
+    assert ind.UniformTime().sample(4).dtype == torch.get_default_dtype()
+
+
+@pytest.mark.parametrize("a", [0.0, -1.0])
+def test_mixture_rejects_nonpositive_a(a: float) -> None:
+    with pytest.raises(ValueError, match=r"MixtureTime a must be > 0"):
+        ind.MixtureTime(a)
+
+
+def test_power_rejects_negative_k() -> None:
+    with pytest.raises(ValueError, match=r"PowerTime k must be >= 0"):
+        ind.PowerTime(-0.5)
+
+
+def test_laws_reject_bad_arguments() -> None:
+    with pytest.raises(TypeError, match=r"MixtureTime a must be a real number"):
+        ind.MixtureTime("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"n must be >= 0"):
+        ind.UniformTime().sample(-1)
+    with pytest.raises(TypeError, match=r"n must be an int"):
+        ind.PowerTime(1.0).sample(2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator"):
+        ind.MixtureTime(1.0).sample(3, generator=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"floating-point dtype"):
+        ind.UniformTime().sample(3, dtype=torch.int64)
