@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from indiflow._checks import check_nonnegative, check_positive, check_real
+from indiflow._checks import check_nonnegative, check_positive, check_real, expand_times
 from indiflow.grid import TimeGrid
 
 
@@ -128,8 +128,22 @@ class Adaptive:
         denoised_prev: torch.Tensor,
     ) -> float:
         """Largest per-sample error norm of the limit step ``x(0) ≈ F(x_t, t)`` (see module)."""
-        estimate = (t * t / (t_prev * t_prev - t * t)) * (denoised - denoised_prev)
-        return float(self.error_norm(estimate, x, denoised).max())
+        return float(self.limit_errors(t, x, denoised, t_prev, denoised_prev).max())
+
+    def limit_errors(
+        self,
+        t: float | torch.Tensor,
+        x: torch.Tensor,
+        denoised: torch.Tensor,
+        t_prev: float | torch.Tensor,
+        denoised_prev: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per-sample error norms ``(B,)`` of the limit step; times may be floats or ``(B,)``.
+
+        ``|| t^2 (F - F_prev) / (t_prev^2 - t^2) ||`` in the scaled RMS norm of ``error_norm``.
+        """
+        coefficient = expand_times(t * t / (t_prev * t_prev - t * t), x)
+        return self.error_norm(coefficient * (denoised - denoised_prev), x, denoised)
 
     def propose_end(self, t: float, h: float) -> float:
         """Where a step of size ``h`` from ``t`` should end, respecting ``t_end``."""

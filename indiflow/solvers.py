@@ -90,7 +90,10 @@ class Euler:
         with_error: bool = False,
     ) -> StepResult:
         ratio = expand_times((t - s) / t, x)
-        x_new = ratio * denoised + (1 - ratio) * x
+        if isinstance(ratio, torch.Tensor):
+            x_new = ratio * denoised + (1 - ratio) * x
+        else:  # the same convex combination, with the second product fused into the add
+            x_new = torch.add(ratio * denoised, x, alpha=1 - ratio)
         return StepResult(x=x_new, error=None, denoised_next=None, nfe=0)
 
 

@@ -105,3 +105,20 @@ def test_bad_arguments():
         ind.solve(field, ind.Euler(), y, GRID, max_steps=0)
     with pytest.raises(TypeError, match="save_trajectory must be a bool"):
         ind.solve(field, ind.Euler(), y, GRID, save_trajectory="yes")
+
+
+@pytest.mark.parametrize(
+    "solver", [ind.Euler(), ind.Heun(), ind.DormandPrince()], ids=lambda s: type(s).__name__
+)
+def test_fixed_grid_loop_never_reads_device_data(solver):
+    # Meta tensors have no data: any .item(), bool(tensor) or data-dependent branch in the loop
+    # raises, so this runs only if the fixed-grid loop never synchronises with the device.
+    from indiflow.solve import _integrate
+
+    net = torch.nn.Linear(2, 2, device="meta")
+    y = torch.empty(8, 2, device="meta")
+    grid = ind.FixedSteps(ind.TimeGrid.uniform(6))
+    sol = _integrate(ind.InDIField(lambda x, t: net(x)), solver, y, grid, True, 100, False)
+    assert sol.x.device.type == "meta" and sol.xs.shape == (7, 8, 2)
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        bool(torch.isfinite(sol.x).all())  # the same loop, checking, would have failed
