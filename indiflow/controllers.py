@@ -10,7 +10,10 @@ Reaching ``t = 0`` adaptively. Along a trajectory ``d/dt F(x(t), t) = -t x''(t)`
 ``F`` at the current ``t``, that quadratic model gives the estimate
 ``t^2 (F - F_p) / (t_p^2 - t^2)``; the controller switches (sets ``s = 0``) as soon as its
 scaled RMS norm is at most ``switch_safety``, which is usually free since ``F(x_t, t)`` is the
-next step's first stage anyway. Until then each step ends at ``s >= min_time_ratio * t``, so the
+next step's first stage anyway. The model describes the asymptotic regime only: far from 0
+``F`` may still be about to change (a mixture posterior commits to a mode only once ``t sigma``
+falls below the mode scale), which two past values cannot see, so the switch is never taken
+above ``switch_time_max``. Until then each step ends at ``s >= min_time_ratio * t``, so the
 remaining interval shrinks geometrically and the estimate, which falls like ``t^2``, soon passes.
 """
 
@@ -60,6 +63,8 @@ class Adaptive:
         min_time_ratio: each step ends at ``s >= min_time_ratio * t`` while ``t_end = 0``.
         switch_safety: the limit step onto 0 is taken when its estimated error norm is at most
             this.
+        switch_time_max: the limit step is never taken from above this time, where the
+            quadratic model behind its error estimate is not yet trusted.
     """
 
     rtol: float = 1e-3
@@ -73,6 +78,7 @@ class Adaptive:
     first_step: float | None = None
     min_time_ratio: float = 0.1
     switch_safety: float = 0.5
+    switch_time_max: float = 0.05
 
     def __post_init__(self) -> None:
         check_nonnegative("rtol", self.rtol)
@@ -98,6 +104,8 @@ class Adaptive:
         if not 0 < check_positive("min_time_ratio", self.min_time_ratio) < 1:
             raise ValueError(f"min_time_ratio must be in (0, 1), got {self.min_time_ratio}")
         check_positive("switch_safety", self.switch_safety)
+        if not 0 < check_positive("switch_time_max", self.switch_time_max) <= 1:
+            raise ValueError(f"switch_time_max must be in (0, 1], got {self.switch_time_max}")
 
     def error_norm(self, error: torch.Tensor, x: torch.Tensor, x_new: torch.Tensor) -> torch.Tensor:
         """Per-sample scaled RMS norm of ``error``: shape ``(B,)``."""
@@ -140,10 +148,14 @@ class Adaptive:
     ) -> torch.Tensor:
         """Per-sample error norms ``(B,)`` of the limit step; times may be floats or ``(B,)``.
 
-        ``|| t^2 (F - F_prev) / (t_prev^2 - t^2) ||`` in the scaled RMS norm of ``error_norm``.
+        ``|| t^2 (F - F_prev) / (t_prev^2 - t^2) ||`` in the scaled RMS norm of ``error_norm``;
+        ``inf`` where ``t > switch_time_max``.
         """
         coefficient = expand_times(t * t / (t_prev * t_prev - t * t), x)
-        return self.error_norm(coefficient * (denoised - denoised_prev), x, denoised)
+        norms = self.error_norm(coefficient * (denoised - denoised_prev), x, denoised)
+        if isinstance(t, torch.Tensor):
+            return torch.where(t > self.switch_time_max, torch.inf, norms)
+        return torch.full_like(norms, torch.inf) if t > self.switch_time_max else norms
 
     def propose_end(self, t: float, h: float) -> float:
         """Where a step of size ``h`` from ``t`` should end, respecting ``t_end``."""

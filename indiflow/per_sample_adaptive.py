@@ -56,6 +56,7 @@ class PerSampleAdaptive:
         min_time_ratio: each step ends at ``s >= min_time_ratio * t`` while ``t_end = 0``.
         switch_safety: the limit step onto 0 is taken when its estimated error norm is at most
             this.
+        switch_time_max: the limit step is never taken from above this time (see ``Adaptive``).
         atol_relative: use ``atol_i = atol * RMS(y_i)`` (RMS of the sample's input over all its
             entries), so that the tolerance means the same for images stored in ``[0, 1]`` or
             ``[0, 255]``, and dark and bright images are held to the same relative accuracy.
@@ -72,6 +73,7 @@ class PerSampleAdaptive:
     first_step: float | None = None
     min_time_ratio: float = 0.1
     switch_safety: float = 0.5
+    switch_time_max: float = 0.05
     atol_relative: bool = False
     base: Adaptive = field(init=False, repr=False, compare=False)
 

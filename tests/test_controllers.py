@@ -53,6 +53,35 @@ def test_switch_onto_zero_happens_at_small_time_and_meets_tolerance():
         assert (sol.x - problem.exact(y, 0.0)).abs().max().item() <= 10 * tol
 
 
+def test_limit_step_is_never_trusted_above_switch_time_max():
+    ctrl = ind.Adaptive(switch_time_max=0.05)
+    x = torch.zeros(2, 2, dtype=torch.float64)
+    assert ctrl.limit_error(0.06, x, x, 0.5, x) == float("inf")
+    assert ctrl.limit_error(0.05, x, x, 0.5, x) == 0.0
+    per_sample = ctrl.limit_errors(torch.tensor([0.06, 0.04]), x, x, torch.tensor([0.5, 0.5]), x)
+    assert per_sample.tolist() == [float("inf"), 0.0]
+
+
+def test_switch_waits_for_the_mode_to_commit_near_a_boundary():
+    # Four modes, std 0.1: the posterior commits to a mode only once t sigma < ~0.1. Before the
+    # cap, single samples near the x1 = 0 boundary switched at t ~ 0.3 with errors near 0.09.
+    means = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]], dtype=torch.float64)
+    oracle = ind.oracles.PosteriorMean(
+        ind.oracles.GaussianMixture(means, 0.1), ind.oracles.LinearDegradation(None, sigma=1.0)
+    )
+    field = ind.InDIField(oracle)
+    g = torch.Generator().manual_seed(0)
+    y = 0.3 * torch.randn(16, 2, generator=g, dtype=torch.float64) + torch.tensor([0.0, 1.0])
+    ts = torch.cat([torch.logspace(0, -5, 2000, dtype=torch.float64), torch.zeros(1)])
+    ref = ind.solve(field, ind.DormandPrince(), y, ind.FixedSteps(ind.TimeGrid(ts))).x
+    for i in range(16):
+        sol = ind.solve(
+            field, ind.BogackiShampine(), y[i : i + 1], ind.Adaptive(rtol=1e-3, atol=1e-3)
+        )
+        assert sol.ts[-2].item() <= 0.05
+        assert (sol.x - ref[i]).abs().max().item() <= 1e-2
+
+
 def test_rejections_happen_with_an_oversized_first_step():
     problem = GaussianProblem.default()
     ctrl = ind.Adaptive(rtol=1e-6, atol=1e-6, first_step=0.5)
@@ -104,6 +133,8 @@ def test_adaptive_without_error_estimate_is_rejected():
         ({"min_step": 1.0, "max_step": 0.5}, ValueError, "must be larger than min_step"),
         ({"first_step": 0.0}, ValueError, "first_step must be > 0"),
         ({"min_time_ratio": 1.0}, ValueError, "min_time_ratio"),
+        ({"switch_time_max": 0.0}, ValueError, "switch_time_max must be > 0"),
+        ({"switch_time_max": 1.5}, ValueError, r"switch_time_max must be in \(0, 1\]"),
     ],
 )
 def test_adaptive_bad_arguments(kwargs, exc, match):

@@ -219,7 +219,7 @@ def test_relative_atol_norm_formula():
 
 def test_limit_errors_are_exact_for_a_quadratic_denoiser():
     # F(x(t), t) = x0 - c t^2 exactly: the estimate t^2 (F - F_prev) / (t_prev^2 - t^2) = c t^2.
-    ctrl = ind.Adaptive(rtol=0.0, atol=1.0)
+    ctrl = ind.Adaptive(rtol=0.0, atol=1.0, switch_time_max=1.0)
     x0 = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=F64)
     c = torch.tensor([[3.0, -1.0], [2.0, 2.0]], dtype=F64)
     t = torch.tensor([0.1, 0.02], dtype=F64)

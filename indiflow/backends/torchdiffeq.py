@@ -296,12 +296,16 @@ def _adaptive(
             states.append(den_b)
             func.accepted += 1
             return times, states
-        if not math.isfinite(error):
+        if t_b > controller.switch_time_max:
+            # Above switch_time_max the estimate is not trusted (it reads inf): go below it.
+            ratio = controller.switch_time_max / t_b
+        elif not math.isfinite(error):
             raise RuntimeError(
                 f"the field returned non-finite values near t = {t_b:.6g}; check the regressor"
             )
-        # The limit step's error falls like t^2: aim where the model puts it at the threshold.
-        ratio = controller.safety * math.sqrt(controller.switch_safety / error)
+        else:
+            # The limit step's error falls like t^2: aim where the model puts it at the threshold.
+            ratio = controller.safety * math.sqrt(controller.switch_safety / error)
         t_a, x_a, den_a = t_b, x_b, den_b
         t_b = t_a * max(ratio, controller.min_time_ratio)
         first_step = None
