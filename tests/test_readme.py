@@ -20,8 +20,8 @@ def test_readme_block_runs(index, capsys):
 
 
 def test_quick_start_commands_are_the_ones_ci_runs():
-    text = README.read_text()
-    commands = re.findall(r"```bash\n(.*?)\n```", text, flags=re.DOTALL)
+    quick_start = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", quick_start, flags=re.DOTALL)
     assert len(commands) == 2
     assert commands[0].endswith("python -m toy") and commands[1].endswith("python -m pytest")
     ci = (README.parent / ".ci" / "run").read_text()
