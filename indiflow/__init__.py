@@ -28,6 +28,8 @@ from indiflow.time_laws import MixtureTime, PowerTime, TimeLaw, UniformTime
 from indiflow import param
 
 # --- multistep, per-sample stepping, grid design, backends ---
+from indiflow.grid_design import GridDesign, design_grid
+from indiflow.multistep import ExpMultistep2, ExpMultistep3, ExpMultistep4, MultistepState
 from indiflow import backends
 from indiflow.per_sample import PerSampleSolution
 from indiflow.per_sample_adaptive import PerSampleAdaptive
