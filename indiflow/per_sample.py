@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import torch
 
-from indiflow._checks import check_finite_tensor, check_int, check_tensor
 from indiflow.field import InDIField
 from indiflow.per_sample_adaptive import PerSampleAdaptive
 from indiflow.solution import Solution, Stats
@@ -50,12 +49,7 @@ class PerSampleSolution(Solution):
     trajectories: tuple[Trajectory, ...] | None
 
 
-def _check_arguments(field: object, solver: object, save: object) -> None:
-    if not isinstance(field, InDIField):
-        raise TypeError(
-            "field must be an indiflow.InDIField; wrap your regressor as "
-            f"ind.InDIField(regressor), got {type(field).__name__}"
-        )
+def _check_arguments(solver: object) -> None:
     if not callable(getattr(solver, "step", None)) or not hasattr(solver, "order"):
         raise TypeError(
             "solver must be a solver object such as ind.Heun() or ind.DormandPrince() (not a "
@@ -67,8 +61,6 @@ def _check_arguments(field: object, solver: object, save: object) -> None:
             "PerSampleAdaptive; use a solver with an embedded estimate such as ind.Heun(), "
             "ind.BogackiShampine() or ind.DormandPrince()"
         )
-    if not isinstance(save, bool):
-        raise TypeError(f"save_trajectory must be a bool, got {type(save).__name__}")
 
 
 def _scatter(target: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -112,10 +104,7 @@ def solve_per_sample(
     ``max_steps`` bounds the steps attempted by each sample. The solver must be a one-step
     method with an embedded error estimate (``Heun``, ``BogackiShampine``, ``DormandPrince``).
     """
-    _check_arguments(field, solver, save_trajectory)
-    check_int("max_steps", max_steps, 1)
-    check_tensor("y", y, min_dim=2)
-    check_finite_tensor("y", y)
+    _check_arguments(solver)
     units_all = controller.input_units(y)
     t_end, order = controller.t_end, solver.error_order
     batch, device = y.shape[0], y.device

@@ -16,12 +16,7 @@ from indiflow.solution import Solution, Stats
 from indiflow.solvers import Solver
 
 
-def _check_arguments(field: object, solver: object, controller: object, save: object) -> None:
-    if not isinstance(field, InDIField):
-        raise TypeError(
-            "field must be an indiflow.InDIField; wrap your regressor as "
-            f"ind.InDIField(regressor), got {type(field).__name__}"
-        )
+def _check_arguments(solver: object, controller: object) -> None:
     if isinstance(solver, type):
         raise TypeError(
             f"solver must be an instance such as {solver.__name__}(), not the class itself"
@@ -42,8 +37,20 @@ def _check_arguments(field: object, solver: object, controller: object, save: ob
             "use FixedSteps(grid), or a solver with an embedded estimate such as ind.Heun(), "
             "ind.BogackiShampine() or ind.DormandPrince()"
         )
+
+
+def _check_inputs(field: object, y: object, save: object, max_steps: object) -> None:
+    """Checks shared by every loop ``solve`` dispatches to, run once before dispatching."""
+    if not isinstance(field, InDIField):
+        raise TypeError(
+            "field must be an indiflow.InDIField; wrap your regressor as "
+            f"ind.InDIField(regressor), got {type(field).__name__}"
+        )
     if not isinstance(save, bool):
         raise TypeError(f"save_trajectory must be a bool, got {type(save).__name__}")
+    check_int("max_steps", max_steps, 1)
+    check_tensor("y", y, min_dim=2)
+    check_finite_tensor("y", y)
 
 
 def _nonfinite_error(t: float, s: float) -> RuntimeError:
@@ -82,14 +89,12 @@ def solve(
     Returns:
         ``Solution(x, ts, xs, stats)``.
     """
+    _check_inputs(field, y, save_trajectory, max_steps)
     if isinstance(solver, TorchDiffEq):
         return solve_torchdiffeq(field, solver, y, controller, save_trajectory, max_steps)
     if isinstance(controller, PerSampleAdaptive):
         return solve_per_sample(field, solver, y, controller, save_trajectory, max_steps)
-    _check_arguments(field, solver, controller, save_trajectory)
-    check_int("max_steps", max_steps, 1)
-    check_tensor("y", y, min_dim=2)
-    check_finite_tensor("y", y)
+    _check_arguments(solver, controller)
 
     result = _integrate(field, solver, y, controller, save_trajectory, max_steps, False)
     if not bool(torch.isfinite(result.x).all()):

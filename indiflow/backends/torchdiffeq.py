@@ -33,7 +33,6 @@ from types import MappingProxyType
 
 import torch
 
-from indiflow._checks import check_finite_tensor, check_int, check_tensor
 from indiflow.controllers import Adaptive, FixedSteps, initial_step
 from indiflow.field import InDIField
 from indiflow.solution import Solution, Stats
@@ -180,12 +179,7 @@ def _odeint(func: _Func, y: torch.Tensor, times: list[float], **kwargs: object) 
         ) from exc
 
 
-def _check_arguments(solver: TorchDiffEq, field: object, controller: object, save: object) -> None:
-    if not isinstance(field, InDIField):
-        raise TypeError(
-            "field must be an indiflow.InDIField; wrap your regressor as "
-            f"ind.InDIField(regressor), got {type(field).__name__}"
-        )
+def _check_arguments(solver: TorchDiffEq, controller: object) -> None:
     if not isinstance(controller, FixedSteps | Adaptive):
         raise TypeError(
             "TorchDiffEq runs with ind.FixedSteps(grid) or ind.Adaptive(rtol=..., atol=...) "
@@ -201,8 +195,6 @@ def _check_arguments(solver: TorchDiffEq, field: object, controller: object, sav
             f"torchdiffeq's {solver.method!r} follows a grid: use it with ind.FixedSteps(grid), "
             "or pick an adaptive method such as 'dopri5'"
         )
-    if not isinstance(save, bool):
-        raise TypeError(f"save_trajectory must be a bool, got {type(save).__name__}")
 
 
 def solve_torchdiffeq(
@@ -214,10 +206,7 @@ def solve_torchdiffeq(
     max_steps: int = 10_000,
 ) -> Solution:
     """``ind.solve`` for a ``TorchDiffEq`` solver (see the module for the endpoint rule)."""
-    _check_arguments(solver, field, controller, save_trajectory)
-    check_int("max_steps", max_steps, 1)
-    check_tensor("y", y, min_dim=2)
-    check_finite_tensor("y", y)
+    _check_arguments(solver, controller)
     if isinstance(controller, FixedSteps):
         func: _Func = _FixedFunc(field)
         times, states = _fixed(func, solver, y, controller, max_steps)
