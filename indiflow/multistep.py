@@ -133,6 +133,11 @@ def _is_limit(s: Time) -> bool:
     return not isinstance(s, torch.Tensor) and s == 0.0
 
 
+def _check_corrector(corrector: object) -> None:
+    if not isinstance(corrector, bool):
+        raise TypeError(f"corrector must be a bool, got {type(corrector).__name__}")
+
+
 def multistep_step(
     order: int,
     corrector: bool,
@@ -194,8 +199,7 @@ class ExpMultistep2:
     error_order: int | None = dataclass_field(default=1, init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.corrector, bool):
-            raise TypeError(f"corrector must be a bool, got {type(self.corrector).__name__}")
+        _check_corrector(self.corrector)
 
     def step(
         self,
@@ -230,8 +234,7 @@ class ExpMultistep3:
     error_order: int | None = dataclass_field(default=2, init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.corrector, bool):
-            raise TypeError(f"corrector must be a bool, got {type(self.corrector).__name__}")
+        _check_corrector(self.corrector)
 
     def step(
         self,
@@ -268,8 +271,7 @@ class ExpMultistep4:
     error_order: int | None = dataclass_field(default=3, init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.corrector, bool):
-            raise TypeError(f"corrector must be a bool, got {type(self.corrector).__name__}")
+        _check_corrector(self.corrector)
 
     def step(
         self,
