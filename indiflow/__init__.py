@@ -35,3 +35,15 @@ from indiflow.per_sample import PerSampleSolution
 from indiflow.per_sample_adaptive import PerSampleAdaptive
 
 __version__ = "0.1.0"
+
+# The image-side packages load on first use, so that `import indiflow` needs neither Pillow nor
+# scikit-image and the numerics core never imports them.
+_LAZY_SUBMODULES = ("data", "degradations", "metrics", "training")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"indiflow.{name}")
+    raise AttributeError(f"module 'indiflow' has no attribute {name!r}")
