@@ -28,6 +28,33 @@ from indiflow._checks import check_nonnegative, check_positive, check_real, expa
 from indiflow.grid import TimeGrid
 
 
+def widen(value: torch.Tensor) -> torch.Tensor:
+    """``value`` in at least float32 (float64 stays float64); a no-op for float32 and float64."""
+    return value.to(torch.promote_types(value.dtype, torch.float32))
+
+
+def scaled_rms(value: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``sqrt(mean((value / scale)^2))`` over all non-batch entries: shape ``(B,)``.
+
+    Computed in at least float32: in float16 the squared ratios overflow as soon as an error is
+    300 times its tolerance (``65504 = 256^2``), which read as non-finite values. An entry with
+    ``value = 0`` counts 0 even where ``scale = 0`` (``atol = 0`` and a state entry exactly 0), so
+    only a nonzero value against a zero tolerance makes the norm infinite. NaN in ``value``
+    stays NaN.
+    """
+    value = widen(value)
+    ratio = torch.where(value == 0, 0.0, value / widen(scale))
+    return ratio.flatten(1).square().mean(dim=1).sqrt()
+
+
+def nonfinite_field_error(where: str) -> RuntimeError:
+    """The ``RuntimeError`` for a regressor that returned NaN or inf, naming the step."""
+    return RuntimeError(
+        f"the field returned non-finite values (NaN or inf) {where}; check the regressor at "
+        "that time (and its input scaling)"
+    )
+
+
 @dataclass(frozen=True)
 class FixedSteps:
     """Step exactly through the times of ``grid``; every step is accepted."""
@@ -47,7 +74,10 @@ class Adaptive:
     """PI step-size control on the solver's embedded error estimate.
 
     A step is accepted when, for every sample, the RMS over its entries of
-    ``error / (atol + rtol * max(|x|, |x_new|))`` is at most 1.
+    ``error / (atol + rtol * max(|x|, |x_new|))`` is at most 1 (computed in at least float32,
+    so float16 states keep these semantics; an entry with a zero error and a zero scale counts
+    0). In float16 and bfloat16 the state itself rounds at every step, which bounds the reachable
+    accuracy to about ``1e-2`` whatever the tolerance.
 
     Args:
         rtol: relative tolerance.
@@ -108,10 +138,9 @@ class Adaptive:
             raise ValueError(f"switch_time_max must be in (0, 1], got {self.switch_time_max}")
 
     def error_norm(self, error: torch.Tensor, x: torch.Tensor, x_new: torch.Tensor) -> torch.Tensor:
-        """Per-sample scaled RMS norm of ``error``: shape ``(B,)``."""
-        scale = self.atol + self.rtol * torch.maximum(x.abs(), x_new.abs())
-        ratio = (error / scale).flatten(1)
-        return ratio.square().mean(dim=1).sqrt()
+        """Per-sample scaled RMS norm of ``error``: shape ``(B,)``, computed by ``scaled_rms``."""
+        x, x_new = widen(x), widen(x_new)
+        return scaled_rms(error, self.atol + self.rtol * torch.maximum(x.abs(), x_new.abs()))
 
     def next_step(self, h: float, err: float, err_prev: float | None, error_order: int) -> float:
         """Step size after a step of size ``h`` with error norm ``err`` (PI control)."""
@@ -151,8 +180,9 @@ class Adaptive:
         ``|| t^2 (F - F_prev) / (t_prev^2 - t^2) ||`` in the scaled RMS norm of ``error_norm``;
         ``inf`` where ``t > switch_time_max``.
         """
-        coefficient = expand_times(t * t / (t_prev * t_prev - t * t), x)
-        norms = self.error_norm(coefficient * (denoised - denoised_prev), x, denoised)
+        change = widen(denoised) - widen(denoised_prev)
+        coefficient = expand_times(t * t / (t_prev * t_prev - t * t), change)
+        norms = self.error_norm(coefficient * change, x, denoised)
         if isinstance(t, torch.Tensor):
             return torch.where(t > self.switch_time_max, torch.inf, norms)
         return torch.full_like(norms, torch.inf) if t > self.switch_time_max else norms
@@ -176,23 +206,34 @@ def initial_step(
 ) -> float:
     """Starting step size by the classic two-evaluation heuristic (Hairer, Nørsett & Wanner, II.4).
 
-    ``deriv_at(t, x)`` evaluates the field; it is called once.
+    With ``sc = atol + rtol |x0|``, ``d0 = ||x0 / sc||``, ``d1 = ||f0 / sc||`` (largest
+    per-sample RMS): a probe step ``h0 = 0.01 d0 / d1`` (``1e-6`` when ``d0`` or ``d1`` is below
+    ``1e-5`` or ``d1`` is infinite; at most ``t0 / 2``), ``d2 = ||(f(t0 - h0) - f0) / sc|| / h0``,
+    and ``h = min(100 h0, h1, max_step, (1 - min_time_ratio) t0)`` with
+    ``h1 = (0.01 / max(d1, d2))^(1 / (error_order + 1))``, or ``max(1e-6, 1e-3 h0)`` when
+    ``max(d1, d2)`` is at most ``1e-15`` or infinite (``atol = 0`` and an entry of ``x0`` at 0,
+    where the step's own norm, which also scales by ``|x_new|``, can still be met).
+
+    Call it only when ``controller.first_step`` is ``None``; ``deriv_at(t, x)`` evaluates the
+    field and is called exactly once. ``RuntimeError`` naming the time if ``deriv0`` or the
+    probe holds NaN or inf (raised before any evaluation at a NaN time).
     """
-    if controller.first_step is not None:
-        return min(controller.first_step, controller.max_step)
-    scale = controller.atol + controller.rtol * x0.abs()
-    d0 = float((x0 / scale).flatten(1).square().mean(1).sqrt().max())
-    d1 = float((deriv0 / scale).flatten(1).square().mean(1).sqrt().max())
-    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    if not bool(torch.isfinite(deriv0).all()):
+        raise nonfinite_field_error(f"at the start, t = {t0:.6g}")
+    scale = controller.atol + controller.rtol * widen(x0).abs()
+    d0 = float(scaled_rms(x0, scale).max())
+    d1 = float(scaled_rms(deriv0, scale).max())
+    # d1 = inf only for a finite derivative against a zero tolerance (atol = 0, x0 entry 0).
+    h0 = 0.01 * d0 / d1 if d0 >= 1e-5 and 1e-5 <= d1 < math.inf else 1e-6
     h0 = min(h0, 0.5 * t0)
     deriv1 = deriv_at(t0 - h0, x0 - h0 * deriv0)  # type: ignore[operator]
-    d2 = float(((deriv1 - deriv0) / scale).flatten(1).square().mean(1).sqrt().max()) / h0
-    biggest = max(d1, d2)
-    if not math.isfinite(biggest):
-        raise RuntimeError(
-            f"the field returned non-finite values near t = {t0}; check the regressor and y"
+    if not bool(torch.isfinite(deriv1).all()):
+        raise nonfinite_field_error(
+            f"in the starting-step probe from t = {t0:.6g} to {t0 - h0:.6g}"
         )
-    if biggest <= 1e-15:
+    d2 = float(scaled_rms(widen(deriv1) - widen(deriv0), scale).max()) / h0
+    biggest = max(d1, d2)
+    if biggest <= 1e-15 or biggest == math.inf:  # inf: finite values against a zero tolerance
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / biggest) ** (1.0 / (error_order + 1))

@@ -6,29 +6,35 @@ from collections.abc import Callable
 
 import torch
 
-from indiflow._checks import batch_times, expand_times
+from indiflow._checks import batch_times, check_representable_time, expand_times
 
 Regressor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def check_time(t: float | torch.Tensor) -> None:
-    """Raise ``ValueError`` unless every ``t`` lies in ``(0, 1]``.
+def check_time(t: float | torch.Tensor, dtype: torch.dtype = torch.float64) -> None:
+    """Raise ``ValueError`` unless every ``t`` lies in ``(0, 1]`` once cast to ``dtype``.
 
-    A Python float is checked without touching the device; a tensor costs one synchronisation.
+    ``dtype`` is the state's: the regressor receives the times in it, so a time that rounds to 0
+    there (``1e-8`` in float16) is refused like 0 itself. A Python float is checked without
+    touching the device; a tensor costs one synchronisation.
     """
     if isinstance(t, torch.Tensor):
+        t = t.to(dtype)
         bad = (t <= 0) | (t > 1) | torch.isnan(t)
         if bool(bad.any()):
             raise ValueError(
                 f"the InDI field is defined for t in (0, 1]; got t with min {float(t.min())} "
-                f"and max {float(t.max())}. The field is singular at t = 0: step onto 0 with "
-                "field.denoise (the exact limit) instead of evaluating the field there"
+                f"and max {float(t.max())} (in {dtype}, the dtype of the state). The field is "
+                "singular at t = 0: step onto 0 with field.denoise (the exact limit) instead of "
+                "evaluating the field there"
             )
     elif not 0.0 < t <= 1.0:
         raise ValueError(
             f"the InDI field is defined for t in (0, 1]; got t = {t}. The field is singular at "
             "t = 0: step onto 0 with field.denoise (the exact limit) instead"
         )
+    else:
+        check_representable_time("t", t, dtype)
 
 
 class InDIField:
@@ -55,12 +61,12 @@ class InDIField:
 
     def denoise(self, t: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``F(x, t)``: the regressor's estimate of the clean signal at time ``t``."""
-        check_time(t)
+        check_time(t, x.dtype)
         return self._call(t, x)
 
     def __call__(self, t: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``dx/dt = (x - F(x, t)) / t``."""
-        check_time(t)
+        check_time(t, x.dtype)
         return self.derivative(t, x, self._call(t, x))
 
     @staticmethod

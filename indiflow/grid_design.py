@@ -220,6 +220,11 @@ def design_grid(
         raise TypeError(f"solver must be a solver object such as ind.Euler(), got {solver!r}")
     check_tensor("y", y, min_dim=2)
     check_finite_tensor("y", y)
+    if y.shape[0] == 0:
+        raise ValueError(
+            "the pilot batch y is empty (shape (0, ...)); a grid is designed from the errors "
+            "on pilot inputs, so give it a representative batch of inputs"
+        )
     steps = check_int("steps", steps, 2)
     evaluations = check_int("evaluations", evaluations, 10)
     min_gap = check_positive("min_gap", min_gap)
@@ -286,7 +291,9 @@ def design_grid(
         spent += used
     best = _grid_from_params(z, min_gap) if start_error > 0 else None
     if best is None or not math.exp(value) < start_error:
-        best, value = start, math.log(start_error) if start_error > 0 else -math.inf
+        # The search did not strictly improve (a tiny budget, or a solver exact on the pilot):
+        # keep the best starting grid, the given one or the best power grid.
+        best, value = starts[0], math.log(start_error) if start_error > 0 else -math.inf
     stats = solve(field, solver, y, FixedSteps(best)).stats
     return GridDesign(
         grid=best,

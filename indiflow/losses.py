@@ -41,7 +41,8 @@ def indi_loss(
 
     Args:
         regressor: ``F(x_t, t)`` with ``t`` of shape ``(B,)``; returns a tensor shaped like ``x``.
-        x: clean samples, shape ``(B, *dims)``.
+        x: clean samples, shape ``(B, *dims)`` with ``B >= 1`` and at least one ``dims``
+            entry (a batch of scalars is ``(B, 1)``).
         y: degraded samples, same shape as ``x``.
         interpolant: the forward process (default: ``Interpolant()``, no noise).
         time_law: the law of ``t`` (default: ``UniformTime()``).
@@ -53,16 +54,27 @@ def indi_loss(
 
     Raises:
         TypeError: a non-callable regressor, a non-tensor input, a wrong interpolant or law.
-        ValueError: an unknown norm, mismatched ``x`` / ``y`` shapes, or a regressor output
-            whose shape differs from ``x``.
+        ValueError: an unknown norm, ``x`` of rank below 2 or with an empty batch, mismatched
+            ``x`` / ``y`` shapes, or a regressor output whose shape differs from ``x``.
     """
     if not callable(regressor):
         raise TypeError(
             f"regressor must be callable as regressor(x_t, t), got {type(regressor).__name__}"
         )
-    check_tensor("x", x)
-    check_tensor("y", y)
+    for name, value in (("x", x), ("y", y)):
+        check_tensor(name, value, min_dim=0)
+        if value.dim() < 2:
+            raise ValueError(
+                f"{name} must have shape (B, *dims), batch first and at least one dimension "
+                f"after it, got shape {tuple(value.shape)}; a batch of B scalars is (B, 1): "
+                f"pass {name}[:, None]"
+            )
     check_same_shape("x", x, "y", y)
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"x and y hold no samples (shape {tuple(x.shape)}): the loss is a mean over the "
+            "batch, so pass at least one pair"
+        )
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
     interpolant = Interpolant() if interpolant is None else interpolant

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from indiflow.controllers import nonfinite_field_error
 from indiflow.field import InDIField
 from indiflow.per_sample_adaptive import PerSampleAdaptive
 from indiflow.solution import Solution, Stats
@@ -49,7 +50,7 @@ class PerSampleSolution(Solution):
     trajectories: tuple[Trajectory, ...] | None
 
 
-def _check_arguments(solver: object) -> None:
+def check_arguments(solver: object) -> None:
     if not callable(getattr(solver, "step", None)) or not hasattr(solver, "order"):
         raise TypeError(
             "solver must be a solver object such as ind.Heun() or ind.DormandPrince() (not a "
@@ -78,16 +79,43 @@ def _split(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _assemble(
     y: torch.Tensor, t_start: float, records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 ) -> tuple[Trajectory, ...]:
-    """Per-sample ``(ts, xs)`` from the accepted steps recorded in chronological order."""
-    index = torch.cat([r[0] for r in records]).cpu()
-    times = torch.cat([r[1] for r in records]).cpu()
-    states = torch.cat([r[2] for r in records])
-    out = []
-    for i in range(y.shape[0]):
-        mask = index == i
-        ts = torch.cat([torch.tensor([t_start], dtype=torch.float64), times[mask]])
-        out.append((ts, torch.cat([y[i : i + 1], states[mask.to(states.device)]])))
-    return tuple(out)
+    """Per-sample ``(ts, xs)`` from the accepted steps recorded in chronological order.
+
+    One stable sort by sample groups the rows (``y`` first, then the steps in the order they
+    were taken) and one split cuts them: linear in the number of rows, not ``B`` times it.
+    """
+    batch = y.shape[0]
+    index = torch.cat([torch.arange(batch, device=y.device), *(r[0] for r in records)])
+    times = torch.cat(
+        [torch.full((batch,), t_start, dtype=torch.float64), *(r[1].cpu() for r in records)]
+    )
+    states = torch.cat([y, *(r[2].to(y.dtype) for r in records)])
+    order = torch.argsort(index, stable=True)
+    counts = torch.bincount(index, minlength=batch).tolist()
+    ts = torch.split(times[order.cpu()], counts)
+    xs = torch.split(states[order], counts)
+    return tuple(zip(ts, xs, strict=True))
+
+
+def _reject_or_raise(
+    err: torch.Tensor,
+    x_new: torch.Tensor,
+    error: torch.Tensor,
+    idx: torch.Tensor,
+    t: torch.Tensor,
+    s: torch.Tensor,
+) -> torch.Tensor:
+    """Non-finite error norms: ``RuntimeError`` for a row whose values are NaN or inf, else
+    ``inf`` (a finite error against a zero tolerance: the step is rejected)."""
+    rows_finite = torch.isfinite(x_new).flatten(1).all(1) & torch.isfinite(error).flatten(1).all(1)
+    blamed = ~torch.isfinite(err) & ~rows_finite
+    if bool(blamed.any()):
+        j = int(blamed.nonzero()[0, 0])
+        raise nonfinite_field_error(
+            f"for sample {int(idx[j])} in the step from t = {float(t[j]):.6g} to "
+            f"s = {float(s[j]):.6g}"
+        )
+    return torch.where(torch.isfinite(err), err, torch.inf)
 
 
 def solve_per_sample(
@@ -104,7 +132,7 @@ def solve_per_sample(
     ``max_steps`` bounds the steps attempted by each sample. The solver must be a one-step
     method with an embedded error estimate (``Heun``, ``BogackiShampine``, ``DormandPrince``).
     """
-    _check_arguments(solver)
+    check_arguments(solver)
     units_all = controller.input_units(y)
     t_end, order = controller.t_end, solver.error_order
     batch, device = y.shape[0], y.device
@@ -189,14 +217,8 @@ def solve_per_sample(
         sample_nfe[idx] += result.nfe
         err = controller.error_norms(result.error, x_a, result.x, units).detach()
         err = err.to(torch.float64)
-        finite = torch.isfinite(err)
-        if not bool(finite.all()):
-            j = int((~finite).nonzero()[0, 0])
-            raise RuntimeError(
-                f"the field returned non-finite values (NaN or inf) for sample {int(idx[j])} in "
-                f"the step from t = {float(t_a[j]):.6g} to s = {float(s[j]):.6g}; check the "
-                "regressor at that time"
-            )
+        if not bool(torch.isfinite(err).all()):
+            err = _reject_or_raise(err, result.x, result.error, idx, t_a, s)
         h[idx] = controller.next_steps(t_a - s, err, err_prev[idx], order)
         ok, bad = _split(err <= 1.0)
         good = idx[ok]

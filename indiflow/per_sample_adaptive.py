@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from indiflow._checks import expand_times
-from indiflow.controllers import Adaptive
+from indiflow.controllers import Adaptive, nonfinite_field_error, scaled_rms, widen
 
 
 def _rms(value: torch.Tensor) -> torch.Tensor:
-    """Per-sample RMS over all non-batch dimensions: shape ``(B,)``."""
-    return value.flatten(1).square().mean(dim=1).sqrt()
+    """Per-sample RMS over all non-batch dimensions, in at least float32: shape ``(B,)``."""
+    return widen(value).flatten(1).square().mean(dim=1).sqrt()
 
 
 def _in_units(value: torch.Tensor, units: torch.Tensor | None) -> torch.Tensor:
@@ -158,28 +158,37 @@ class PerSampleAdaptive:
         error_order: int,
         units: torch.Tensor | None,
     ) -> torch.Tensor:
-        """``controllers.initial_step`` per sample (one call of ``deriv_at(t, x)``): ``(B,)``."""
+        """``controllers.initial_step`` per sample (one call of ``deriv_at(t, x)``): ``(B,)``.
+
+        ``RuntimeError`` naming the first sample whose ``deriv0`` or probe holds NaN or inf.
+        """
+        _check_finite_rows(deriv0, "at the start, t = {t}", t0)
         x0_u, deriv0_u = _in_units(x0, units).detach(), _in_units(deriv0, units).detach()
-        scale = self.atol + self.rtol * x0_u.abs()
-        d0 = _rms(x0_u / scale).to(t0.dtype)
-        d1 = _rms(deriv0_u / scale).to(t0.dtype)
-        h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
+        scale = self.atol + self.rtol * widen(x0_u).abs()
+        d0 = scaled_rms(x0_u, scale).to(t0.dtype)
+        d1 = scaled_rms(deriv0_u, scale).to(t0.dtype)
+        usable = (d0 >= 1e-5) & (d1 >= 1e-5) & (d1 < torch.inf)  # d1 = inf: atol = 0, x0 = 0
+        h0 = torch.where(usable, 0.01 * d0 / d1, torch.full_like(d0, 1e-6))
         h0 = torch.minimum(h0, 0.5 * t0)
         deriv1 = deriv_at(t0 - h0, x0 - expand_times(h0, x0) * deriv0)  # type: ignore[operator]
+        _check_finite_rows(deriv1, "in the starting-step probe from t = {t}", t0)
         deriv1_u = _in_units(deriv1, units).detach()
-        d2 = _rms((deriv1_u - deriv0_u) / scale).to(t0.dtype) / h0
+        d2 = scaled_rms(widen(deriv1_u) - widen(deriv0_u), scale).to(t0.dtype) / h0
         biggest = torch.maximum(d1, d2)
-        finite = torch.isfinite(biggest)
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0, 0])
-            raise RuntimeError(
-                f"the field returned non-finite values for sample {first} near t = "
-                f"{float(t0[first]):.6g}; check the regressor and y"
-            )
         h1 = torch.where(
-            biggest <= 1e-15,
+            (biggest <= 1e-15) | (biggest == torch.inf),
             torch.clamp(h0 * 1e-3, min=1e-6),
             (0.01 / biggest.clamp(min=1e-300)).pow(1.0 / (error_order + 1)),
         )
         out = torch.minimum(torch.minimum(100 * h0, h1), (1 - self.min_time_ratio) * t0)
         return out.clamp(max=self.max_step)
+
+
+def _check_finite_rows(value: torch.Tensor, where: str, t: torch.Tensor) -> None:
+    """``RuntimeError`` naming the first sample of ``value`` that holds NaN or inf."""
+    finite = torch.isfinite(value.detach()).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise nonfinite_field_error(
+            f"for sample {first} {where.format(t=f'{float(t[first]):.6g}')}"
+        )

@@ -6,11 +6,13 @@ import math
 
 import torch
 
-from indiflow._checks import check_finite_tensor, check_int, check_tensor
+from indiflow._checks import check_finite_tensor, check_int, check_representable_time, check_tensor
 from indiflow.backends.torchdiffeq import TorchDiffEq, solve_torchdiffeq
-from indiflow.controllers import Adaptive, FixedSteps, initial_step
+from indiflow.backends.torchdiffeq import check_arguments as check_torchdiffeq_arguments
+from indiflow.controllers import Adaptive, FixedSteps, initial_step, nonfinite_field_error
 from indiflow.field import InDIField
-from indiflow.per_sample import solve_per_sample
+from indiflow.per_sample import PerSampleSolution, solve_per_sample
+from indiflow.per_sample import check_arguments as check_per_sample_arguments
 from indiflow.per_sample_adaptive import PerSampleAdaptive
 from indiflow.solution import Solution, Stats
 from indiflow.solvers import Solver
@@ -54,9 +56,47 @@ def _check_inputs(field: object, y: object, save: object, max_steps: object) -> 
 
 
 def _nonfinite_error(t: float, s: float) -> RuntimeError:
-    return RuntimeError(
-        f"the field returned non-finite values (NaN or inf) in the step from t = {t:.6g} to "
-        f"s = {s:.6g}; check the regressor at that time (and its input scaling)"
+    return nonfinite_field_error(f"in the step from t = {t:.6g} to s = {s:.6g}")
+
+
+def _check_grid_dtype(controller: object, y: torch.Tensor) -> None:
+    """Every positive grid node must stay positive in ``y``'s dtype, where the regressor sees it.
+
+    Rounding is monotone, so checking the smallest positive node checks them all.
+    """
+    if isinstance(controller, FixedSteps):
+        ts = controller.grid.ts
+        i = len(ts) - 1 if ts[-1] > 0.0 else len(ts) - 2
+        check_representable_time(f"TimeGrid node ts[{i}]", ts[i], y.dtype)
+
+
+def _empty_solution(
+    y: torch.Tensor, controller: FixedSteps | Adaptive | PerSampleAdaptive, save: bool
+) -> Solution:
+    """The solve of an empty batch: nothing to integrate, no regressor call, every counter 0.
+
+    ``ts`` holds the start and end times, ``xs`` (with ``save``) the empty states there.
+    """
+    if isinstance(controller, FixedSteps):
+        times = [controller.grid.ts[0], controller.grid.ts[-1]]
+    else:
+        times = [1.0, controller.t_end]
+    ts = torch.tensor(times, dtype=torch.float64)
+    x = y.clone()
+    xs = torch.stack([y, x]) if save else None
+    stats = Stats(nfe=0, rows=0, steps=0, accepted=0, rejected=0)
+    if not isinstance(controller, PerSampleAdaptive):
+        return Solution(x=x, ts=ts, xs=xs, stats=stats)
+    counts = torch.zeros(0, dtype=torch.int64)
+    return PerSampleSolution(
+        x=x,
+        ts=ts,
+        xs=None,
+        stats=stats,
+        sample_nfe=counts,
+        sample_accepted=counts.clone(),
+        sample_rejected=counts.clone(),
+        trajectories=() if save else None,
     )
 
 
@@ -87,14 +127,29 @@ def solve(
         max_steps: ``RuntimeError`` when an adaptive solve attempts more steps.
 
     Returns:
-        ``Solution(x, ts, xs, stats)``.
+        ``Solution(x, ts, xs, stats)``. An empty batch (``B = 0``) returns at once, with every
+        controller and solver: ``x`` of shape ``(0, *dims)``, ``ts`` the start and end times,
+        ``xs`` of shape ``(2, 0, *dims)`` with ``save_trajectory``, every counter 0 and no
+        regressor call.
+
+    Raises:
+        ValueError: for a grid node that rounds to 0 in ``y``'s dtype (e.g. ``1e-8`` in
+            float16), where the field is singular; checked before any evaluation.
     """
     _check_inputs(field, y, save_trajectory, max_steps)
+    if isinstance(solver, TorchDiffEq):
+        check_torchdiffeq_arguments(solver, controller)
+    elif isinstance(controller, PerSampleAdaptive):
+        check_per_sample_arguments(solver)
+    else:
+        _check_arguments(solver, controller)
+    _check_grid_dtype(controller, y)
+    if y.shape[0] == 0:
+        return _empty_solution(y, controller, save_trajectory)
     if isinstance(solver, TorchDiffEq):
         return solve_torchdiffeq(field, solver, y, controller, save_trajectory, max_steps)
     if isinstance(controller, PerSampleAdaptive):
         return solve_per_sample(field, solver, y, controller, save_trajectory, max_steps)
-    _check_arguments(solver, controller)
 
     result = _integrate(field, solver, y, controller, save_trajectory, max_steps, False)
     if not bool(torch.isfinite(result.x).all()):
@@ -107,6 +162,10 @@ def solve(
             "random draws in eval?); check it, e.g. with net.eval()"
         )
     return result
+
+
+def _all_finite(value: torch.Tensor | None) -> bool:
+    return value is not None and bool(torch.isfinite(value).all())
 
 
 def _integrate(
@@ -148,7 +207,9 @@ def _integrate(
             denoised = field.denoise(t, x)
             nfe += 1
         if adaptive:
-            if h is None:
+            if h is None and controller.first_step is not None:
+                h = min(controller.first_step, controller.max_step)
+            elif h is None:
                 with torch.no_grad():
                     deriv = field.derivative(t, x, denoised)
                     h = initial_step(controller, t, x, deriv, field, solver.error_order)
@@ -172,7 +233,9 @@ def _integrate(
         if adaptive and s > 0.0:
             err = float(controller.error_norm(result.error, x, result.x).detach().max())
             if not math.isfinite(err):
-                raise _nonfinite_error(t, s)
+                if not (_all_finite(result.x) and _all_finite(result.error)):
+                    raise _nonfinite_error(t, s)
+                err = math.inf  # finite values, an error beyond any tolerance: reject
             h = controller.next_step(t - s, err, err_prev, solver.error_order)
             if err > 1.0:
                 rejected += 1

@@ -7,7 +7,11 @@ the ``solve`` loop always evaluates first (and reuses across rejected steps). St
 error is ``t^2 / 2 * |x''(0)|``: second order in the last step size.
 
 Times ``t`` and ``s`` are Python floats (fixed grids: no device synchronisation) or per-sample
-``(B,)`` tensors.
+``(B,)`` tensors. Stage times are ``s + (1 - c)(t - s)``, never below ``s``, so no stage lands
+on ``t = 0`` however small ``s`` is. Conditioning: a stage at ``t_i`` divides the rounding of its
+state by ``t_i``, so one step whose end is far below its start (``s / t`` under about ``1e-8`` in
+float64) is dominated by rounding in methods with a stage at ``s`` (``Heun``,
+``DormandPrince``); take such a step as the limit step onto 0, or use a geometric grid.
 """
 
 from __future__ import annotations
@@ -147,7 +151,9 @@ def _rk_step(
     for i in range(1, n_stages):
         terms = [(a * q, r) for a, q, r in zip(tab.a[i - 1], scales, residuals, strict=True) if a]
         x_i = _lincomb(x, terms)
-        t_i = t + tab.c[i] * (s - t)
+        # Measured from s, not t: t + c (s - t) rounds to exactly 0 for c = 1 and s < eps * t
+        # (TimeGrid([1, 1e-17])), while s + (1 - c)(t - s) >= s > 0 for every c in [0, 1].
+        t_i = s + (1.0 - tab.c[i]) * (t - s)
         residuals.append(x_i - field.denoise(t_i, x_i))
         scales.append(h / expand_times(t_i, x))
         nfe += 1

@@ -34,8 +34,10 @@ from indiflow.field import InDIField
 from indiflow.grid import TimeGrid
 from indiflow.interpolant import BrownianNoise, ConstantNoise
 from indiflow.solution import Solution, Stats
+from indiflow.solvers import Euler
 
 NoiseSchedule = ConstantNoise | BrownianNoise
+_EULER = Euler()
 
 
 def _check_noise(noise: object) -> NoiseSchedule | None:
@@ -139,9 +141,10 @@ def sample_stochastic(
     for t, s in itertools.pairwise(ts):
         denoised = field.denoise(t, x)
         finite.append(torch.isfinite(denoised).all())
-        ratio = (t - s) / t
-        # Same convex combination as indiflow.Euler, so noise=None reproduces it exactly.
-        x = ratio * denoised + (1 - ratio) * x
+        # indiflow.Euler's own step (not a copy of its formula), so that noise=None performs the
+        # same operations in the same order as solve(field, Euler(), ...) and matches it bit for
+        # bit, whatever fusion Euler uses.
+        x = _EULER.step(field, t, s, x, denoised).x
         std = step_noise_std(noise, t, s)
         if std > 0:
             x = x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -41,13 +41,21 @@ def _uniform_open_closed(
     dtype: torch.dtype | None,
     device: torch.device | str | None,
 ) -> torch.Tensor:
-    """``n`` draws of ``U(0, 1]``: ``1 - U[0, 1)``, so 0 is excluded and 1 is reachable."""
+    """``n`` draws of ``U(0, 1]``: ``t = max(1 - u, eps / 2)``, ``u ~ U[0, 1)`` in ``dtype``.
+
+    ``u = 0`` gives ``t = 1`` exactly. The largest ``u < 1`` of a floating dtype is
+    ``1 - eps / 2`` (``eps`` its machine epsilon), so for every ``u`` in ``[0, 1)`` the floor
+    ``eps / 2`` changes nothing; it only catches ``u = 1``, which ``torch.rand`` returns in
+    float16 and bfloat16 on some devices (rounding of a wider draw) and which would give
+    ``t = 0``.
+    """
     check_int("n", n, 0)
     check_generator(generator)
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-    return 1.0 - torch.rand(n, generator=generator, dtype=dtype, device=device)
+    u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+    return (1.0 - u).clamp_min(torch.finfo(dtype).eps / 2)
 
 
 @dataclass(frozen=True)

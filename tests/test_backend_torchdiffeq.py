@@ -65,13 +65,13 @@ def test_adaptive_methods_meet_the_tolerance(method, t_end):
         assert sol.ts[0] == 1.0 and sol.ts[-1] == t_end
 
 
-def test_adaptive_solve_is_endpoint_safe_and_counts_every_call():
+@pytest.mark.parametrize("first_step", [None, 0.05])
+def test_adaptive_solve_is_endpoint_safe_and_counts_every_call(first_step):
     problem = GaussianProblem.default()
     rec = RecordingRegressor(problem.regressor())
     y = problem.inputs(8)
-    sol = ind.solve(
-        ind.InDIField(rec), TorchDiffEq("dopri5"), y, ind.Adaptive(rtol=1e-6, atol=1e-6)
-    )
+    ctrl = ind.Adaptive(rtol=1e-6, atol=1e-6, first_step=first_step)
+    sol = ind.solve(ind.InDIField(rec), TorchDiffEq("dopri5"), y, ctrl)
     times = rec.all_times()
     assert times.min() > 0 and times.max() <= 1.0
     assert sol.stats.nfe == len(rec.times) and sol.stats.rows == rec.rows

@@ -1,5 +1,7 @@
 """Adaptive step control: accuracy against tolerance, cost, stats, the switch onto t = 0."""
 
+import math
+
 import pytest
 import torch
 
@@ -145,3 +147,45 @@ def test_adaptive_bad_arguments(kwargs, exc, match):
 def test_fixed_steps_needs_a_grid():
     with pytest.raises(TypeError, match="TimeGrid"):
         ind.FixedSteps([1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "controller",
+    [ind.Adaptive(rtol=1e-4, atol=1e-4, first_step=0.05), ind.Adaptive(rtol=1e-4, atol=1e-4)],
+    ids=["first_step", "heuristic"],
+)
+def test_stats_count_exactly_the_regressor_calls_made(controller):
+    problem = GaussianProblem.default()
+    rec = RecordingRegressor(problem.regressor())
+    y = problem.inputs(5)
+    for solver in ADAPTIVE_SOLVERS:
+        rec.times.clear()
+        rec.rows = 0
+        sol = ind.solve(ind.InDIField(rec), solver, y, controller)
+        assert sol.stats.nfe == len(rec.times)
+        assert sol.stats.rows == rec.rows == 5 * len(rec.times)
+
+
+def test_a_given_first_step_is_the_first_attempted_step():
+    rec = RecordingRegressor(GaussianProblem.default().regressor())
+    ctrl = ind.Adaptive(first_step=0.3, max_step=0.25)
+    ind.solve(ind.InDIField(rec), ind.Heun(), GaussianProblem.default().inputs(3), ctrl)
+    # No starting-step probe: F at t = 1, then Heun's stage at s = 1 - min(first_step, max_step).
+    assert [float(t[0]) for t in rec.times[:2]] == [1.0, 0.75]
+
+
+def test_switch_time_max_compares_the_same_for_floats_and_tensors():
+    # At exactly switch_time_max the limit step is allowed; one ulp above it is not.
+    ctrl = ind.Adaptive(rtol=0.0, atol=1.0, switch_time_max=0.05)
+    x = torch.zeros(1, 2, dtype=torch.float64)
+    den = torch.full((1, 2), 0.5, dtype=torch.float64)
+    above = math.nextafter(0.05, 1.0)
+    # Estimate t^2 (F - F_prev) / (t_prev^2 - t^2) with F - F_prev = 0.5, t_prev = 0.1.
+    expected = 0.05**2 * 0.5 / (0.1**2 - 0.05**2)
+    assert ctrl.limit_error(0.05, x, den, 0.1, x) == pytest.approx(expected, rel=1e-14)
+    assert ctrl.limit_error(above, x, den, 0.1, x) == math.inf
+    t = torch.tensor([0.05, above], dtype=torch.float64)
+    got = ctrl.limit_errors(
+        t, x.expand(2, 2), den.expand(2, 2), torch.full((2,), 0.1, dtype=torch.float64), x
+    )
+    assert got[0].item() == pytest.approx(expected, rel=1e-14) and got[1].item() == math.inf

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -72,13 +74,48 @@ def test_dsm_loss_is_the_indi_loss_over_the_squared_noise_level():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"toy": "fig1b"}, "toy must be a denoising toy with an exact oracle"),
-        ({"solver": "rk4"}, "solver must be one of"),
-        ({"n_eval": 1}, "n_eval must be >= 2"),
-        ({"replicates": 0}, "replicates must be >= 1, got 0"),
+        ({"toy": "fig1b"}, r"toy must be one of fig1a, gauss4, ring8; got 'fig1b'"),
+        ({"solver": "rk4"}, r"solver must be one of euler, heun; got 'rk4'"),
+        ({"n_eval": 1}, r"n_eval must be an integer >= 2, got 1"),
+        ({"replicates": 0}, r"replicates must be an integer >= 1, got 0"),
+        ({"null_level": 2.0}, r"null_level must be a number in \[0, 1\], got 2.0"),
+        ({"ema": 1.0}, r"ema must be a number in \[0, 1\), got 1.0"),
+        ({"steps": 0}, r"steps must be an integer >= 1, got 0"),
+        ({"lr": -1.0}, r"lr must be a number > 0, got -1.0"),
     ],
 )
-def test_bad_config(tmp_path, change, match):
-    cfg = eq.EquivalenceConfig(**{**TINY, **change, "out": str(tmp_path)})
+def test_bad_config_is_rejected_when_built(tmp_path, change, match):
     with pytest.raises(ValueError, match=match):
-        eq.run(cfg, progress=False)
+        eq.EquivalenceConfig(**{**TINY, **change, "out": str(tmp_path / "run")})
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_numeric_setting_has_a_rule():
+    fields = dataclasses.fields(eq.EquivalenceConfig)
+    assert {f.name for f in fields if f.type in ("int", "float")} == set(eq.EQUIVALENCE_RANGES)
+    assert {f.name for f in fields if f.type == "str"} == {*eq.EQUIVALENCE_CHOICES, "out"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--null-level", "2"], r"argument --null-level: must be a number in \[0, 1\], got '2'"),
+        (["--steps", "0"], r"argument --steps: must be an integer >= 1, got '0'"),
+        (["--n-eval", "1"], r"argument --n-eval: must be an integer >= 2, got '1'"),
+        (["--replicates", "0"], r"argument --replicates: must be an integer >= 1, got '0'"),
+        (["--n-paths", "0"], r"argument --n-paths: must be an integer >= 1, got '0'"),
+        (["--ema", "1"], r"argument --ema: must be a number in \[0, 1\), got '1'"),
+        (["--batch", "many"], r"argument --batch: must be an integer >= 1, got 'many'"),
+        (["--toy", "fig1b"], r"argument --toy: invalid choice: 'fig1b'"),
+        (["--solver", "rk4"], r"argument --solver: invalid choice: 'rk4'"),
+    ],
+)
+def test_cli_rejects_bad_values_before_training(tmp_path, capsys, argv, match):
+    """``--null-level 2`` used to fail only after all the training."""
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        eq.main([*argv, f"--out={out}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m toy.equivalence") and re.search(match, err), err
+    assert not out.exists()

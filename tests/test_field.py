@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import indiflow as ind
+from indiflow._checks import check_representable_time
 from problems import RecordingRegressor
 
 
@@ -62,3 +63,27 @@ def test_rejects_badly_shaped_times():
     field = ind.InDIField(linear_regressor)
     with pytest.raises(ValueError, match=r"shape \(B,\)"):
         field(torch.tensor([0.5, 0.5, 0.5]), torch.randn(2, 2))
+
+
+def test_times_are_checked_in_the_state_dtype():
+    field = ind.InDIField(lambda x, t: 0.5 * x)
+    x16 = torch.ones(2, 2, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"t = 1e-08 rounds to 0 in torch\.float16"):
+        field.denoise(1e-8, x16)
+    with pytest.raises(ValueError, match=r"in torch\.float16, the dtype of the state"):
+        field(torch.tensor([0.5, 1e-8], dtype=torch.float64), x16)
+    assert torch.equal(field.denoise(1e-7, x16), 0.5 * x16)  # a float16 subnormal, still > 0
+    assert torch.equal(field.denoise(1e-30, x16.float()), 0.5 * x16.float())
+
+
+def test_representable_time_boundaries():
+    # float16's smallest subnormal is 2^-24; half of it rounds (to even) to 0, and below too.
+    check_representable_time("t", 2.0**-24, torch.float16)
+    check_representable_time("t", 2.0**-25 * 1.01, torch.float16)  # rounds up to 2^-24
+    for t in (2.0**-25, 2.0**-26):
+        with pytest.raises(ValueError, match=r"rounds to 0 in torch\.float16"):
+            check_representable_time("t", t, torch.float16)
+    check_representable_time("t", 1e-40, torch.float32)  # a float32 subnormal
+    with pytest.raises(ValueError, match=r"rounds to 0 in torch\.float32"):
+        check_representable_time("t", 1e-46, torch.float32)
+    check_representable_time("t", 1e-300, torch.float64)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import indiflow as ind
+from indiflow.grid_design import START_RHOS, _grid_from_params, _nelder_mead, _params_from_grid
 
 MEAN = torch.tensor([0.5, -0.3], dtype=torch.float64)
 COV = torch.tensor([[0.02, 0.01], [0.01, 0.1]], dtype=torch.float64)
@@ -129,3 +132,112 @@ def test_bad_arguments(design: ind.GridDesign) -> None:
         ind.GridDesign.from_json(data)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be a dict"):
         ind.GridDesign.from_dict([1.0, 0.0])
+
+
+def test_search_that_never_improves_keeps_the_best_power_grid() -> None:
+    # F = 0 with Euler is exact on every grid (reference 0, limit step F = 0): no candidate can
+    # beat the power grids, so the design is the best of them (ties: the first rho).
+    zero = ind.InDIField(lambda x, t: torch.zeros_like(x))
+    for evaluations in (10, 12, 40):
+        out = ind.design_grid(zero, ind.Euler(), PILOT, 4, evaluations=evaluations)
+        assert out.grid == ind.TimeGrid.power(4, 1.0)
+        assert out.start == "power(4, rho=1.0)"
+        assert out.pilot_error == out.start_error == 0.0
+
+
+@pytest.mark.parametrize("evaluations", [10, 12])
+def test_smallest_budgets_return_a_grid_no_worse_than_the_best_power_grid(evaluations) -> None:
+    ref = exact_limit(PILOT)
+    out = ind.design_grid(FIELD, ind.Heun(), PILOT, 3, ref, evaluations=evaluations)
+    best_power = min(rms_error(ind.Heun(), ind.TimeGrid.power(3, r), PILOT) for r in START_RHOS)
+    assert out.start_error == pytest.approx(best_power, rel=1e-12)
+    assert out.pilot_error <= out.start_error
+    assert rms_error(ind.Heun(), out.grid, PILOT) == pytest.approx(out.pilot_error, rel=1e-9)
+
+
+def test_parametrisation_is_log_gaps_above_min_gap() -> None:
+    # Interior nodes e^-1, e^-3: gaps log(t_{i-1} / t_i) = 1, 2; z = log(gap - min_gap).
+    grid = ind.TimeGrid([1.0, math.exp(-1.0), math.exp(-3.0), 0.0])
+    z = _params_from_grid(grid, 0.5)
+    np.testing.assert_allclose(z, np.log([0.5, 1.5]), rtol=1e-14)
+    back = _grid_from_params(z, 0.5)
+    assert back.ts == pytest.approx(grid.ts, rel=1e-14)
+    # Gaps below min_gap are clamped to min_gap + 1e-6, the smallest gap a candidate can have.
+    crowded = ind.TimeGrid([1.0, 0.999, 0.5, 0.0])
+    first_gap = -math.log(_grid_from_params(_params_from_grid(crowded, 0.01), 0.01).ts[1])
+    assert first_gap == pytest.approx(0.01 + 1e-6, rel=1e-9)
+    assert _grid_from_params(np.array([math.log(30.0)]), 0.01) is None  # t_1 = e^-30.01 < 1e-12
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.02, 3.0), min_size=1, max_size=10),
+    min_gap=st.sampled_from([0.001, 0.01]),
+)
+def test_parametrisation_round_trips(gaps: list[float], min_gap: float) -> None:
+    interior = np.exp(-np.cumsum(gaps))
+    grid = ind.TimeGrid([1.0, *interior.tolist(), 0.0])
+    back = _grid_from_params(_params_from_grid(grid, min_gap), min_gap)
+    assert back is not None
+    np.testing.assert_allclose(back.ts, grid.ts, rtol=1e-12)
+
+
+# Nelder-Mead in 2-D (coefficients 1, 2, 1/2, 1/2) from the simplex (0,0), (1,0), (0,1) with
+# values 0, 1, 3: worst (0,1), centre c = (0.5,0), reflection r = (1,-1), expansion (1.5,-2),
+# outside contraction (0.75,-0.5), inside contraction (0.25,0.5), shrink to (0.5,0), (0,0.5).
+R, E, OC, IC, S1, S2 = (1, -1), (1.5, -2), (0.75, -0.5), (0.25, 0.5), (0.5, 0), (0, 0.5)
+VERTICES = {(1, 0): 1.0, (0, 1): 3.0}
+
+
+@pytest.mark.parametrize(
+    ("table", "evaluated", "best", "used"),
+    [
+        ({R: -1.0, E: -2.0}, [R, E], (E, -2.0), 4),  # expansion kept
+        ({R: -1.0, E: -0.5}, [R, E], (R, -1.0), 4),  # expansion refused: reflection kept
+        ({R: 0.5}, [R], ((0, 0), 0.0), 3),  # reflection between best and second
+        ({R: 2.0, OC: -1.0}, [R, OC], (OC, -1.0), 4),  # outside contraction kept
+        ({R: 2.0, OC: 2.5, S1: -3.0}, [R, OC, S1, S2], (S1, -3.0), 6),  # ... refused: shrink
+        ({R: 4.0, IC: -1.0}, [R, IC], (IC, -1.0), 4),  # inside contraction kept
+        ({R: 4.0, IC: 3.5, S2: -3.0}, [R, IC, S1, S2], (S2, -3.0), 6),  # ... refused: shrink
+    ],
+)
+def test_nelder_mead_branches(table, evaluated, best, used) -> None:
+    values = {**VERTICES, **table}
+    seen = []
+
+    def objective(p: np.ndarray) -> float:
+        key = tuple(float(v) for v in p)
+        seen.append(key)
+        return values.get(key, 10.0)
+
+    point, value, spent = _nelder_mead(objective, np.zeros(2), 0.0, 1.0, budget=3)
+    assert seen == [(1.0, 0.0), (0.0, 1.0), *evaluated]
+    assert tuple(point) == best[0] and value == best[1] and spent == used
+
+
+def test_nelder_mead_keeps_a_reflected_point_in_the_simplex() -> None:
+    # After the reflection to (1,-1) the simplex is (0,0), (1,-1), (1,0): the next reflection
+    # of the worst, (1,0), through the centre (0.5,-0.5) of the other two is (0,-1).
+    seen = []
+
+    def objective(p: np.ndarray) -> float:
+        seen.append(tuple(float(v) for v in p))
+        return {**VERTICES, R: 0.5}.get(seen[-1], 10.0)
+
+    _nelder_mead(objective, np.zeros(2), 0.0, 1.0, budget=4)
+    assert seen[3] == (0.0, -1.0)
+
+
+def test_nelder_mead_stops_on_a_flat_simplex_and_finds_a_minimum() -> None:
+    calls = []
+    point, value, used = _nelder_mead(lambda p: calls.append(p) or 1.0, np.zeros(3), 1.0, 0.3, 50)
+    assert used == 3 and len(calls) == 3 and value == 1.0 and np.array_equal(point, np.zeros(3))
+    bowl = lambda p: float(np.sum((p - np.array([0.7, -1.2, 0.4])) ** 2))  # noqa: E731
+    point, value, used = _nelder_mead(bowl, np.zeros(3), bowl(np.zeros(3)), 0.3, 400)
+    np.testing.assert_allclose(point, [0.7, -1.2, 0.4], atol=1e-3)
+    assert value == bowl(point) and used <= 400 + 3
+
+
+def test_empty_pilot_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="pilot batch y is empty"):
+        ind.design_grid(FIELD, ind.Euler(), PILOT[:0], 3, evaluations=10)

@@ -129,3 +129,32 @@ def test_bad_arguments_are_rejected() -> None:
         ind.indi_loss(f, x, y, generator=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"must return a tensor of the shape of x"):
         ind.indi_loss(lambda x_t, _t: x_t[:, :1], x, y)
+
+
+@pytest.mark.parametrize("shape", [(4,), ()])
+def test_rank_below_two_is_rejected_with_the_fix(shape: tuple[int, ...]) -> None:
+    """A 1-D ``x`` used to reach ``flatten(1)`` and fail with an IndexError."""
+    x = torch.zeros(shape)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, \*dims\).*pass x\[:, None\]"):
+        ind.indi_loss(lambda x_t, _t: x_t, x, x)
+    with pytest.raises(ValueError, match=r"y must have shape \(B, \*dims\)"):
+        ind.indi_loss(lambda x_t, _t: x_t, torch.zeros(4, 1), torch.zeros(4))
+
+
+def test_a_batch_of_scalars_as_b_by_one_works() -> None:
+    x, y = _pairs(16, 1)
+    loss = ind.indi_loss(lambda x_t, _t: x_t, x, y, time_law=FixedTime(0.5))
+    torch.testing.assert_close(loss, (0.25 * (y - x).square()).mean())
+
+
+def test_empty_batch_is_rejected_instead_of_nan() -> None:
+    calls = []
+
+    def regressor(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        calls.append(t)
+        return x_t
+
+    empty = torch.zeros(0, 3)
+    with pytest.raises(ValueError, match=r"x and y hold no samples \(shape \(0, 3\)\)"):
+        ind.indi_loss(regressor, empty, empty)
+    assert not calls  # rejected before any draw or evaluation

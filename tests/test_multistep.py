@@ -266,3 +266,31 @@ def test_update_matches_euler_with_one_node() -> None:
     expected = ind.Euler().step(ind.InDIField(gaussian_regressor), 0.6, 0.25, y, f).x
     torch.testing.assert_close(exponential_update(0.6, 0.25, y, [0.6], [f]), expected)
     assert math.isclose(float(interpolation_weights(0.6, 0.0, [0.6])[0]), 1.0)
+
+
+def _lower_order_result(nodes: int, field, t, s, x, denoised, state):
+    """The explicit ``nodes``-node extrapolation on the same history, by another solver."""
+    if nodes == 1:
+        return ind.Euler().step(field, t, s, x, denoised).x
+    lower = {2: ind.ExpMultistep2(corrector=False), 3: ind.ExpMultistep3(corrector=False)}[nodes]
+    return lower.step(field, t, s, x, denoised, state, False).x
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_error_estimate_is_main_minus_the_embedded_lower_order_result(name: str) -> None:
+    # Embedded result: the predictor of a predict-evaluate-correct step (order - 1 nodes, at most
+    # the history), else the explicit extrapolation through one node fewer than the main one.
+    solver = SOLVERS[name]
+    field, x, state = ind.InDIField(gaussian_regressor), inputs(), None
+    for t, s in ((1.0, 0.8), (0.8, 0.6), (0.6, 0.45), (0.45, 0.3), (0.3, 0.2)):
+        denoised = field.denoise(t, x)
+        history = 0 if state is None else len(state.times)
+        result = solver.step(field, t, s, x, denoised, state, True)
+        if solver.corrector or history == 0:
+            nodes = min(solver.order - 1, history + 1) if solver.corrector else 1
+        else:
+            nodes = min(solver.order, history + 1) - 1
+        embedded = _lower_order_result(nodes, field, t, s, x, denoised, state)
+        assert result.error.abs().max() > 1e-7
+        torch.testing.assert_close(result.error, result.x - embedded, rtol=1e-12, atol=1e-15)
+        x, state = result.x, result.state

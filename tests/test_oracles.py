@@ -245,6 +245,61 @@ def test_trajectory_per_sample_times_and_shapes():
 
 
 # --------------------------------------------------------------------------------------------
+# Covariance forms: (K,) stds and a scalar std become covariances std^2 I
+
+
+@pytest.mark.parametrize(("k", "d"), [(3, 2), (2, 3), (3, 3), (1, 1)])
+def test_k_standard_deviations_become_variances_times_identity(k, d):
+    """``covs[k] = std_k^2 I_D`` exactly, for K < D, K > D and K = D (no K / D mix-up)."""
+    std = torch.tensor([0.3, 0.5, 0.2], dtype=DT)[:k]
+    means = torch.arange(k * d, dtype=DT).reshape(k, d)
+    prior = GaussianMixture(means, std)
+    expected = torch.stack([torch.diag(torch.full((d,), float(s) ** 2, dtype=DT)) for s in std])
+    assert prior.covs.shape == (k, d, d)
+    assert torch.equal(prior.covs, expected)
+    scalar = GaussianMixture(means, 0.3)
+    assert torch.equal(scalar.covs, torch.diag(torch.full((d,), 0.3**2, dtype=DT)).expand(k, d, d))
+    assert not bool(prior.degenerate.any())
+
+
+def test_k_standard_deviations_follow_the_dtype_of_the_means():
+    means = torch.zeros(2, 2, dtype=torch.float32)
+    prior = GaussianMixture(means, torch.tensor([0.5, 2.0], dtype=DT))
+    assert prior.covs.dtype == torch.float32
+    assert torch.equal(prior.covs[1], torch.diag(torch.tensor([4.0, 4.0])))
+
+
+def test_zero_standard_deviations_are_dirac_modes():
+    means = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=DT)
+    prior = GaussianMixture(means, torch.tensor([0.0, 0.4], dtype=DT))
+    assert torch.equal(prior.covs[0], torch.zeros(2, 2, dtype=DT))
+    assert prior.degenerate.tolist() == [True, False]
+    assert torch.equal(GaussianMixture(means, 0.0).covs, torch.zeros(2, 2, 2, dtype=DT))
+
+
+def test_k_standard_deviations_give_the_same_law_as_their_covariances():
+    """The density against SciPy with variance ``std^2``, and samples / posterior means equal to
+    those of the mixture given the explicit covariances."""
+    std = torch.tensor([0.3, 0.5, 0.2], dtype=DT)
+    iso = make_prior("iso")
+    x = torch.randn(7, 2, generator=torch.Generator().manual_seed(8), dtype=DT)
+    logs = [
+        math.log(float(iso.weights[k]))
+        + scipy.stats.multivariate_normal(iso.means[k].numpy(), float(std[k]) ** 2).logpdf(x)
+        for k in range(3)
+    ]
+    expected = scipy.special.logsumexp(np.stack(logs), axis=0)
+    np.testing.assert_allclose(iso.log_prob(x).numpy(), expected, rtol=0, atol=1e-12)
+    covs = std.square()[:, None, None] * torch.eye(2, dtype=DT)
+    explicit = GaussianMixture(iso.means, covs, iso.weights)
+    draw = [p.sample(50, generator=torch.Generator().manual_seed(9)) for p in (iso, explicit)]
+    assert torch.equal(*draw)
+    degradation = LinearDegradation(make_h("general"), SIGMA)
+    a, b = (PosteriorMean(p, degradation)(x, 0.4) for p in (iso, explicit))
+    assert torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
 # Sampling
 
 

@@ -1,6 +1,8 @@
 """Per-sample adaptive stepping: batch independence, compaction, accuracy, error norms, inputs."""
 
 import math
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import indiflow as ind
+from indiflow.controllers import initial_step
 from problems import GaussianProblem, RecordingRegressor
 
 SOLVERS = [ind.Heun(), ind.BogackiShampine(), ind.DormandPrince()]
@@ -305,3 +308,103 @@ def test_runtime_failures_name_the_sample():
     pos = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=F64)
     with pytest.raises(RuntimeError, match=r"non-finite values.*for sample 1"):
         ind.solve(ind.InDIField(bad), ind.Heun(), pos, ind.PerSampleAdaptive(rtol=1e-3))
+
+
+@dataclass(frozen=True)
+class RejectionSpy(ind.Adaptive):
+    """``Adaptive`` recording the start time of every rejected step (``next_step`` follows
+    ``propose_end`` once per attempted step)."""
+
+    log: list = dataclass_field(default_factory=list, compare=False)
+
+    def propose_end(self, t: float, h: float) -> float:
+        self.log.append(t)
+        return super().propose_end(t, h)
+
+    def next_step(self, h: float, err: float, err_prev: float | None, error_order: int) -> float:
+        if err <= 1.0:
+            self.log.pop()
+        return super().next_step(h, err, err_prev, error_order)
+
+
+def near_boundary() -> tuple[ind.InDIField, torch.Tensor]:
+    """Four modes of std 0.03 and an input between two of them: the posterior commits late,
+    so steps are rejected below switch_time_max = 0.05."""
+    means = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], dtype=F64)
+    prior = ind.oracles.GaussianMixture(means, 0.03)
+    oracle = ind.oracles.PosteriorMean(prior, ind.oracles.LinearDegradation(torch.eye(2), 1.0))
+    return ind.InDIField(oracle), torch.tensor([[-0.1, 0.8]], dtype=F64)
+
+
+# Tolerances at which each solver rejects steps on near_boundary(); Heun and Bogacki-Shampine
+# also reject steps that start below switch_time_max = 0.05 (measured: t = 0.02-0.048).
+REJECTING = [(ind.Heun(), 1e-3, True), (ind.BogackiShampine(), 1e-4, True)]
+REJECTING += [(ind.DormandPrince(), 1e-5, False)]
+
+
+@pytest.mark.parametrize(
+    ("solver", "tol", "below"), REJECTING, ids=[type(r[0]).__name__ for r in REJECTING]
+)
+@pytest.mark.parametrize("first_step", [None, 0.5])
+def test_one_sample_matches_the_global_controller_through_rejections(
+    solver, tol, below, first_step
+):
+    field, y = near_boundary()
+    kwargs = {"rtol": tol, "atol": tol, "first_step": first_step}
+    spy = RejectionSpy(**kwargs)
+    gl = ind.solve(field, solver, y, spy)
+    ps = ind.solve(field, solver, y, ind.PerSampleAdaptive(**kwargs), save_trajectory=True)
+    assert len(spy.log) == gl.stats.rejected > 0
+    assert (min(spy.log) < 0.05) == below
+    torch.testing.assert_close(ps.x, gl.x, rtol=0, atol=1e-12)
+    assert (ps.stats.nfe, ps.stats.rows, ps.stats.accepted, ps.stats.rejected) == (
+        gl.stats.nfe,
+        gl.stats.rows,
+        gl.stats.accepted,
+        gl.stats.rejected,
+    )
+    torch.testing.assert_close(ps.trajectories[0][0], gl.ts, rtol=1e-11, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    loc=st.floats(-3.0, 3.0),
+    spread=st.sampled_from([0.0, 1e-9, 0.3, 2.0]),
+    tol=st.sampled_from([(1e-3, 1e-6), (1e-6, 1e-9), (1e-2, 0.0), (0.0, 1e-4)]),
+    order=st.integers(1, 4),
+    t0=st.sampled_from([1.0, 0.3, 0.01]),
+    max_step=st.sampled_from([1.0, 0.05]),
+)
+def test_vectorised_starting_step_equals_the_float_rule_per_sample(
+    loc, spread, tol, order, t0, max_step
+):
+    # Each row's per-sample starting step is the float rule applied to that row alone; the
+    # cases reach d0 < 1e-5 (x near 0), max(d1, d2) <= 1e-15 (F = x), max_step and t0 caps.
+    rtol, atol = tol
+    kwargs = {"rtol": rtol, "atol": atol, "max_step": max_step, "min_time_ratio": 0.2}
+    field = ind.InDIField(shrink_to(torch.tensor(0.1, dtype=F64), 0.05))
+    still = ind.InDIField(lambda x, t: x)
+    g = torch.Generator().manual_seed(0)
+    x = loc + spread * torch.randn(4, 3, generator=g, dtype=F64)
+    x[1] = 1e-12  # below every threshold
+    per_sample = ind.PerSampleAdaptive(**kwargs)
+    for f in (field, still):
+        times = torch.full((4,), t0, dtype=F64)
+        deriv = f.derivative(t0, x, f.denoise(t0, x))
+        got = per_sample.initial_steps(times, x, deriv, f, order, None)
+        for i in range(4):
+            row, d_row = x[i : i + 1], deriv[i : i + 1]
+            expected = initial_step(ind.Adaptive(**kwargs), t0, row, d_row, f, order)
+            assert float(got[i]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_trajectories_in_a_batch_equal_each_sample_solved_alone():
+    field = ind.InDIField(shrink_to(torch.tensor(0.0, dtype=F64), 0.05))
+    y = torch.tensor([[0.01, -0.02], [3.0, 1.0], [-1.0, 0.5], [0.2, 0.2]], dtype=F64)
+    ctrl = ind.PerSampleAdaptive(rtol=1e-6, atol=1e-6)
+    batch = ind.solve(field, ind.BogackiShampine(), y, ctrl, save_trajectory=True)
+    assert len({len(ts) for ts, _ in batch.trajectories}) > 1  # samples take different steps
+    for i, (ts, xs) in enumerate(batch.trajectories):
+        alone = ind.solve(field, ind.BogackiShampine(), y[i : i + 1], ctrl, save_trajectory=True)
+        assert torch.equal(ts, alone.trajectories[0][0])
+        assert torch.equal(xs, alone.trajectories[0][1])

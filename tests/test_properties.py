@@ -2,12 +2,16 @@
 
 import itertools
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import indiflow as ind
+from indiflow.oracles import GaussianMixture, LinearDegradation, PosteriorMean
 from problems import GaussianProblem, constant_regressor
+
+DT = torch.float64
 
 SOLVERS = [ind.Euler(), ind.Heun(), ind.BogackiShampine(), ind.DormandPrince()]
 solvers = st.sampled_from(SOLVERS)
@@ -99,23 +103,54 @@ def test_proposition_4_1_pointwise(t, frac, seed):
     torch.testing.assert_close(x_s, (s / t) * x_t + (1 - s / t) * x, rtol=0, atol=1e-12)
 
 
-@settings(max_examples=50, deadline=None)
-@given(
-    t=st.floats(0.05, 1.0),
-    frac=st.floats(0.0, 0.999),
-    seed=st.integers(0, 2**16),
-)
-def test_proposition_4_1_conditional_means_on_the_oracle(t, frac, seed):
-    # E[x_s | x_t] = (s/t) x_t + (1 - s/t) E[x | x_t]: an Euler step with the exact F.
-    problem = GaussianProblem.default()
-    field = problem.field()
-    s = frac * t
-    x_t = problem.inputs(4, seed)
-    step = ind.Euler().step(field, t, s, x_t, field.denoise(t, x_t)).x
-    expected = (s / t) * x_t + (1 - s / t) * problem.regressor()(
-        x_t, torch.full((4,), t, dtype=torch.float64)
-    )
-    torch.testing.assert_close(step, expected.to(step.dtype), rtol=0, atol=1e-12)
+def _prop_4_1_problem() -> tuple[PosteriorMean, torch.Tensor, float]:
+    """Four Gaussian modes, unequal weights and widths, a general 2x2 ``H``, ``sigma = 0.8``."""
+    means = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]], dtype=DT)
+    stds = torch.tensor([0.3, 0.2, 0.4, 0.25], dtype=DT)
+    weights = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=DT)
+    h = torch.tensor([[0.9, 0.3], [-0.2, 0.5]], dtype=DT)
+    sigma = 0.8
+    oracle = PosteriorMean(GaussianMixture(means, stds, weights), LinearDegradation(h, sigma))
+    return oracle, h, sigma
+
+
+@pytest.mark.parametrize(("t", "ratio"), [(1.0, 0.5), (0.6, 0.0), (0.6, 0.9), (0.3, 0.3)])
+def test_proposition_4_1_conditional_mean_by_monte_carlo(t, ratio):
+    """``E[x_s | x_t] = (s/t) x_t + (1 - s/t) E[x | x_t]``, ``s = ratio * t``.
+
+    Left side by Monte Carlo over the forward process, given ``x_t``: prior draws ``x_i``
+    weighted by the likelihood of ``x_t``, ``N(x_t; A_t x_i, (t sigma)^2 I)`` with
+    ``A_t = (1 - t) I + t H`` (self-normalised importance sampling); the degraded ``y_i`` that
+    is consistent with ``(x_i, x_t)`` (``t sigma n_i = x_t - A_t x_i``); and ``x_s`` from
+    ``Interpolant.sample(x_i, y_i, s)``. Right side from the exact oracle. The tolerance is
+    5 delta-method standard errors, ``sqrt(sum_i w_i^2 (x_s,i - est)^2)``, per coordinate.
+    """
+    oracle, h, sigma = _prop_4_1_problem()
+    s = ratio * t
+    g = torch.Generator().manual_seed(0)
+    interpolant = ind.Interpolant()
+    x0, y0 = oracle.sample_pairs(4, generator=g)
+    x_t = interpolant.sample(x0, y0, t).x_t  # conditioning points from the law of x_t
+    x = oracle.prior.sample(200_000, generator=g)
+    a_t = (1 - t) * torch.eye(2, dtype=DT) + t * h
+    weights = torch.softmax(-0.5 * torch.cdist(x_t, x @ a_t.mT).square() / (t * sigma) ** 2, -1)
+    assert float((1 / weights.square().sum(-1)).min()) > 5_000  # effective sample size
+    estimate, standard_error = [], []
+    for w, point in zip(weights, x_t, strict=True):
+        y = (point - (1 - t) * x) / t  # H x + sigma n, given x and x_t
+        x_s = interpolant.sample(x, y, s).x_t
+        mean = w @ x_s
+        estimate.append(mean)
+        standard_error.append((w.square()[:, None] * (x_s - mean).square()).sum(0).sqrt())
+    estimate, standard_error = torch.stack(estimate), torch.stack(standard_error)
+    tolerance = 5 * standard_error + 1e-12
+
+    expected = (s / t) * x_t + (1 - s / t) * oracle(x_t, t)
+    assert bool(((estimate - expected).abs() <= tolerance).all()), (estimate, expected)
+    # The check has power: the prior mean in place of E[x | x_t] is rejected.
+    prior_mean = oracle.prior.weights @ oracle.prior.means
+    wrong = (s / t) * x_t + (1 - s / t) * prior_mean
+    assert bool(((estimate - wrong).abs() > tolerance).any())
 
 
 @settings(max_examples=30, deadline=None)

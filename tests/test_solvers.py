@@ -121,3 +121,78 @@ def test_per_sample_times(solver):
         ti, si = float(t[i]), float(s[i])
         one = solver.step(field, ti, si, xi, field.denoise(ti, xi), None, False)
         torch.testing.assert_close(res.x[i : i + 1], one.x, rtol=0, atol=1e-14)
+
+
+# Published Butcher tableaux (c, A, b, b_hat), written out independently of indiflow.solvers:
+# Heun with embedded Euler; Bogacki-Shampine 3(2); Dormand-Prince 5(4), both FSAL.
+_A_DP = [
+    [],
+    [1 / 5],
+    [3 / 40, 9 / 40],
+    [44 / 45, -56 / 15, 32 / 9],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
+]
+PAIRS = {
+    "Heun": ((0, 1), [[], [1]], (1 / 2, 1 / 2), (1, 0)),
+    "BogackiShampine": (
+        (0, 1 / 2, 3 / 4, 1),
+        [[], [1 / 2], [0, 3 / 4], [2 / 9, 1 / 3, 4 / 9]],
+        (2 / 9, 1 / 3, 4 / 9, 0),
+        (7 / 24, 1 / 4, 1 / 3, 1 / 8),
+    ),
+    "DormandPrince": (
+        (0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1),
+        _A_DP,
+        (35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0),
+        (5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40),
+    ),
+}
+
+
+def embedded_pair(name, field, t, s, x):
+    """Main and embedded results of the textbook k-form ``k_i = f(t + c_i h, x + h sum a k)``."""
+    c, a, b, b_hat = PAIRS[name]
+    h, ks = s - t, []
+    for c_i, row in zip(c, a, strict=True):
+        x_i = x + h * sum((a_ij * k for a_ij, k in zip(row, ks, strict=False)), torch.zeros_like(x))
+        ks.append(field(t + c_i * h, x_i))
+    main = x + h * sum(w * k for w, k in zip(b, ks, strict=True))
+    embedded = x + h * sum(w * k for w, k in zip(b_hat, ks, strict=True))
+    return main, embedded
+
+
+@pytest.mark.parametrize("solver", SOLVERS[1:], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(("t", "s"), [(1.0, 0.9), (0.6, 0.45), (0.08, 0.05)])
+def test_embedded_error_is_main_minus_embedded_result(solver, t, s):
+    field = GaussianProblem.default().field()
+    x = GaussianProblem.default().inputs(6, seed=2)
+    res = solver.step(field, t, s, x, field.denoise(t, x), None, True)
+    main, embedded = embedded_pair(type(solver).__name__, field, t, s, x)
+    torch.testing.assert_close(res.x, main, rtol=1e-13, atol=1e-14)
+    assert res.error.abs().max() > 1e-9  # far above the rounding of the difference below
+    torch.testing.assert_close(res.error, main - embedded, rtol=1e-9, atol=1e-14)
+
+
+# Stages evaluated on a fixed grid (no error estimate, so no first-same-as-last stage).
+STAGE_C = {
+    "Heun": (0, 1),
+    "BogackiShampine": (0, 1 / 2, 3 / 4),
+    "DormandPrince": (0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1),
+}
+
+
+@pytest.mark.parametrize("solver", SOLVERS[1:], ids=lambda s: type(s).__name__)
+def test_stage_times_stay_positive_when_the_step_ends_far_below_rounding(solver):
+    # t + c (s - t) rounds to exactly 0 for c = 1 and s = 1e-17; stages are measured from s.
+    c = torch.tensor([0.25, -0.5], dtype=torch.float64)
+    rec = RecordingRegressor(constant_regressor(c))
+    y = torch.randn(3, 2, dtype=torch.float64)
+    sol = ind.solve(ind.InDIField(rec), solver, y, ind.FixedSteps(ind.TimeGrid([1.0, 1e-17])))
+    seen = [float(t[0]) for t in rec.times]
+    assert seen == [1e-17 + (1.0 - c_i) * (1.0 - 1e-17) for c_i in STAGE_C[type(solver).__name__]]
+    assert min(seen) > 0 and torch.isfinite(sol.x).all()
+    if isinstance(solver, ind.BogackiShampine):
+        # No stage near s, so no rounding amplified by h / t_i (see solvers.py): exact.
+        torch.testing.assert_close(sol.x, c + 1e-17 * (y - c), rtol=0, atol=1e-15)

@@ -55,7 +55,7 @@ def test_mixture_matches_its_law(a: float) -> None:
         st.floats(0, 20).map(ind.PowerTime),
     ),
     n=st.integers(0, 200),
-    dtype=st.sampled_from([torch.float32, torch.float64]),
+    dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]),
 )
 @settings(max_examples=40, deadline=None)
 def test_draws_lie_in_half_open_interval(law: ind.TimeLaw, n: int, dtype: torch.dtype) -> None:
@@ -69,6 +69,63 @@ def test_draws_lie_in_half_open_interval(law: ind.TimeLaw, n: int, dtype: torch.
 def test_generator_makes_draws_reproducible(law: ind.TimeLaw) -> None:
     assert torch.equal(_draw(law, seed=3, n=100), _draw(law, seed=3, n=100))
     assert not torch.equal(_draw(law, seed=3, n=100), _draw(law, seed=4, n=100))
+
+
+LAWS = [ind.UniformTime(), ind.MixtureTime(1.0), ind.PowerTime(0.0), ind.PowerTime(2.0)]
+LOW_PRECISION_AND_FULL = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def _fake_rand(monkeypatch: pytest.MonkeyPatch, first: torch.Tensor) -> list[dict]:
+    """Make ``torch.rand`` return ``first`` on its first call and ones afterwards.
+
+    The ones are MixtureTime's component pick: ``1 < a / (1 + a)`` never holds, so the uniform
+    component is the one observed. Every call's keyword arguments are recorded.
+    """
+    calls: list[dict] = []
+
+    def rand(n, *, generator=None, dtype=None, device=None):
+        calls.append({"n": n, "generator": generator, "dtype": dtype})
+        values = first if len(calls) == 1 else torch.ones(n, dtype=dtype)
+        return values.to(dtype)
+
+    monkeypatch.setattr(torch, "rand", rand)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION_AND_FULL)
+@pytest.mark.parametrize("law", LAWS, ids=repr)
+def test_uniform_draws_at_their_end_points_give_times_in_half_open_interval(
+    law: ind.TimeLaw, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``u = 0`` gives ``t = 1``; the largest ``u < 1`` and a faulty ``u = 1`` both give the
+    smallest time ``eps / 2`` of the uniform law (``(eps / 2)^(1 / (k + 1))`` for a power law),
+    never 0; ``torch.rand`` returns ``u = 1`` in float16 / bfloat16 on some devices."""
+    eps = torch.finfo(dtype).eps
+    u = torch.tensor([0.0, 1.0 - eps / 2, 1.0, 0.5, torch.finfo(dtype).tiny], dtype=dtype)
+    assert float(u[1]) < 1.0  # the largest draw torch.rand may return in this dtype
+    g = torch.Generator().manual_seed(0)
+    calls = _fake_rand(monkeypatch, u)
+    t = law.sample(5, g, dtype=dtype)
+    assert calls[0] == {"n": 5, "generator": g, "dtype": dtype}
+    assert t.dtype == dtype and bool(((t > 0) & (t <= 1)).all()), t
+    uniform = torch.tensor([1.0, eps / 2, eps / 2, 0.5, 1.0], dtype=dtype)
+    # The power law maps its uniform draw by t = v^(1/(k + 1)) (its law is checked above).
+    expected = uniform.pow(1 / (law.k + 1)) if isinstance(law, ind.PowerTime) else uniform
+    assert torch.equal(t, expected), (t, expected)
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION_AND_FULL)
+def test_mixture_point_mass_is_exactly_one_at_the_pick_end_points(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The component pick ``p`` selects the point mass iff ``p < a / (1 + a)``."""
+    law = ind.MixtureTime(1.0)  # point mass 0.5
+    eps = torch.finfo(dtype).eps
+    picks = torch.tensor([0.0, 0.5 - eps / 4, 0.5, 1.0 - eps / 2], dtype=dtype)
+    draws = iter([torch.full((4,), 0.75, dtype=dtype), picks])
+    monkeypatch.setattr(torch, "rand", lambda n, **kw: next(draws).to(kw["dtype"]))
+    t = law.sample(4, dtype=dtype)
+    assert torch.equal(t, torch.tensor([1.0, 1.0, 0.25, 0.25], dtype=dtype))
 
 
 def test_default_dtype_is_torch_default() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,10 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toy import data, metrics
 from toy.__main__ import main as main_job
+from toy.arguments import Range
 from toy.evaluate import law_gap, restore
 from toy.figure1 import figure1
+from toy.figure1 import main as figure1_main
 from toy.sweep import CHOICES, choice_sweep, solver_sweep, trend_holds
+from toy.sweep import main as sweep_main
 from toy.train import (
+    TRAIN_CHOICES,
+    TRAIN_RANGES,
     TrainConfig,
     ensure_trained,
     load_model,
@@ -30,6 +38,7 @@ from toy.train import (
     save_checkpoint,
     train,
 )
+from toy.train import main as train_main
 
 
 def _tiny(out: Path, **change: object) -> TrainConfig:
@@ -182,13 +191,158 @@ def test_ensure_trained_reuses_or_retrains(tmp_path: Path) -> None:
     assert other.losses != first.losses and len(other.losses) == 6
 
 
-def test_bad_training_choices_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="norm must be l1 or l2, got 'l3'"):
-        train(_tiny(tmp_path, norm="l3"), progress=False)
-    with pytest.raises(ValueError, match="time_law must be uniform, mixture or power"):
-        train(_tiny(tmp_path, time_law="beta"), progress=False)
-    with pytest.raises(ValueError, match="noise must be none, constant or brownian"):
-        train(_tiny(tmp_path, noise="pink"), progress=False)
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"norm": "l3"}, r"norm must be one of l2, l1; got 'l3'"),
+        ({"time_law": "beta"}, r"time_law must be one of uniform, mixture, power; got 'beta'"),
+        ({"noise": "pink"}, r"noise must be one of none, constant, brownian; got 'pink'"),
+        ({"toy": "nope"}, r"toy must be one of fig1a, fig1b, .*; got 'nope'"),
+        ({"steps": 0}, r"steps must be an integer >= 1, got 0"),
+        ({"batch": -2}, r"batch must be an integer >= 1, got -2"),
+        ({"ema": 1.0}, r"ema must be a number in \[0, 1\), got 1.0"),
+        ({"warmup": -1}, r"warmup must be an integer >= 0, got -1"),
+        ({"ckpt_every": 0}, r"ckpt_every must be an integer >= 1, got 0"),
+        ({"lr": math.nan}, r"lr must be a number > 0, got nan"),
+        ({"steps": 2.5}, r"steps must be an integer >= 1, got 2.5"),
+        ({"steps": True}, r"steps must be an integer >= 1, got True"),
+        ({"lr": 1e-3, "lr_min": 1e-2}, r"lr_min must be <= lr .* lr_min = 0.01 > lr = 0.001"),
+    ],
+)
+def test_bad_training_configs_are_rejected_when_built(tmp_path: Path, change, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        _tiny(tmp_path, **change)
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_numeric_training_setting_has_a_rule() -> None:
+    numeric = {f.name for f in dataclasses.fields(TrainConfig) if f.type in ("int", "float")}
+    assert numeric == set(TRAIN_RANGES)
+    assert {f.name for f in dataclasses.fields(TrainConfig) if f.type == "str"} == {
+        *TRAIN_CHOICES,
+        "out",
+    }
+    assert _tiny(Path("x"), ema=0.0, warmup=0, lr_min=2e-3).ema == 0.0  # the bounds that are valid
+
+
+# --- command lines: bad values stop before any work, argparse-style (exit status 2) -------
+
+
+def _rejected(
+    main: Callable[[list[str]], object], argv: list[str], capsys: pytest.CaptureFixture
+) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--steps", "0"], r"argument --steps: must be an integer >= 1, got '0'"),
+        (["--steps", "-5"], r"argument --steps: must be an integer >= 1, got '-5'"),
+        (["--steps", "1.5"], r"argument --steps: must be an integer >= 1, got '1.5'"),
+        (["--batch", "0"], r"argument --batch: must be an integer >= 1, got '0'"),
+        (["--ema", "1.5"], r"argument --ema: must be a number in \[0, 1\), got '1.5'"),
+        (["--ema", "1"], r"argument --ema: must be a number in \[0, 1\), got '1'"),
+        (["--warmup", "-1"], r"argument --warmup: must be an integer >= 0, got '-1'"),
+        (["--ckpt-every", "0"], r"argument --ckpt-every: must be an integer >= 1, got '0'"),
+        (["--lr", "nan"], r"argument --lr: must be a number > 0, got 'nan'"),
+        (["--lr", "0"], r"argument --lr: must be a number > 0, got '0'"),
+        (["--lr-min=-1e-5"], r"argument --lr-min: must be a number >= 0, got '-1e-5'"),
+        (["--a", "0"], r"argument --a: must be a number > 0, got '0'"),
+        (["--k", "-1"], r"argument --k: must be a number >= 0, got '-1'"),
+        (["--eps", "inf"], r"argument --eps: must be a number >= 0, got 'inf'"),
+        (["--hidden", "0"], r"argument --hidden: must be an integer >= 1, got '0'"),
+        (["--depth", "0"], r"argument --depth: must be an integer >= 1, got '0'"),
+        (["--threads", "0"], r"argument --threads: must be an integer >= 1, got '0'"),
+        (["--seed", "-1"], r"argument --seed: must be an integer in \[0, 9.2\d*e\+18\]"),
+        (["--toy", "nope"], r"argument --toy: invalid choice: 'nope'"),
+        (["--norm", "l3"], r"argument --norm: invalid choice: 'l3'"),
+        (["--time-law", "beta"], r"argument --time-law: invalid choice: 'beta'"),
+        (["--noise", "pink"], r"argument --noise: invalid choice: 'pink'"),
+        (["--lr", "1e-3", "--lr-min", "1e-2"], r"error: lr_min must be <= lr"),
+    ],
+)
+def test_train_cli_rejects_bad_values_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], match: str
+) -> None:
+    out = tmp_path / "run"
+    err = _rejected(train_main, [*argv, "--out", str(out)], capsys)
+    assert re.search(match, err), err
+    assert err.startswith("usage: python -m toy.train")
+    assert not out.exists()  # no checkpoint, not even the folder
+
+
+def test_cli_output_folders_must_not_be_files(tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for main, flag in [
+        (train_main, "--out"),
+        (main_job, "--out"),
+        (sweep_main, "--runs"),
+        (figure1_main, "--out"),
+    ]:
+        err = _rejected(main, [flag, str(a_file)], capsys)
+        assert f"argument {flag}: must be a folder, but '{a_file}' is an existing file" in err
+    err = _rejected(sweep_main, ["--out", ""], capsys)
+    assert "argument --out: must be a folder path, got an empty string" in err
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "match"),
+    [
+        ("toy", ["--train-steps", "0"], r"argument --train-steps: must be an integer >= 1"),
+        ("toy", ["--choice-steps", "-1"], r"argument --choice-steps: must be an integer >= 1"),
+        ("toy", ["--n-eval", "1"], r"argument --n-eval: must be an integer >= 2, got '1'"),
+        ("toy", ["--fig1-eval", "x"], r"argument --fig1-eval: must be an integer >= 2, got 'x'"),
+        ("toy", ["--toys", "moons"], r"argument --toys: invalid choice: 'moons'"),
+        ("toy.sweep", ["--train-steps", "0"], r"argument --train-steps: must be an integer >= 1"),
+        ("toy.sweep", ["--n-eval", "1"], r"argument --n-eval: must be an integer >= 2"),
+        ("toy.sweep", ["--toys", "checkerboard"], r"argument --toys: invalid choice"),
+        ("toy.sweep", ["--nets", "nope"], r"argument --nets: invalid choice: 'nope'"),
+        ("toy.sweep", ["--solvers", "rk4"], r"argument --solvers: invalid choice: 'rk4'"),
+        ("toy.figure1", ["--train-steps", "0"], r"argument --train-steps: must be an integer"),
+        ("toy.figure1", ["--n-eval", "1"], r"argument --n-eval: must be an integer >= 2"),
+        ("toy.figure1", ["--n-steps", "0"], r"argument --n-steps: must be an integer >= 1"),
+        ("toy.figure1", ["--seed", "-3"], r"argument --seed: must be an integer in \[0, "),
+    ],
+)
+def test_job_clis_reject_bad_values_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture, script: str, argv: list[str], match: str
+) -> None:
+    main = {"toy": main_job, "toy.sweep": sweep_main, "toy.figure1": figure1_main}[script]
+    folders = {
+        "toy": ["--out"],
+        "toy.sweep": ["--out", "--runs"],
+        "toy.figure1": ["--out", "--runs"],
+    }
+    paths = [arg for flag in folders[script] for arg in (flag, str(tmp_path / flag.strip("-")))]
+    err = _rejected(main, [*argv, *paths], capsys)
+    assert re.search(match, err), err
+    assert err.startswith(f"usage: python -m {script}")
+    assert not list(tmp_path.iterdir())  # no run folder, checkpoint or figure
+
+
+def test_range_rule_describes_and_checks_its_interval() -> None:
+    assert Range(int, 1).describe() == "an integer >= 1"
+    assert Range(float, 0, low_open=True).describe() == "a number > 0"
+    assert Range(float, 0, 1, high_open=True).describe() == "a number in [0, 1)"
+    assert Range(float, 0, 1, low_open=True).describe() == "a number in (0, 1]"
+    assert Range(float, high=2, high_open=True).describe() == "a number < 2"
+    assert Range(int, high=2).describe() == "an integer <= 2"
+    assert Range(float).describe() == "a finite number"
+    closed, half = Range(float, 0, 1), Range(float, 0, 1, low_open=True, high_open=True)
+    assert [closed.contains(v) for v in (0, 1, 0.5, -1e-9, 1 + 1e-9)] == [1, 1, 1, 0, 0]
+    assert [half.contains(v) for v in (0, 1, 0.5)] == [False, False, True]
+    assert not Range(float).contains(math.inf) and not Range(float).contains("1")
+    assert not Range(int, 0).contains(True) and not Range(int, 0).contains(1.0)
+    assert Range(int, 1)("7") == 7 and Range(float, 0)("1e-3") == 1e-3
+    with pytest.raises(argparse.ArgumentTypeError, match=r"must be an integer >= 1, got '0'"):
+        Range(int, 1)("0")
+    with pytest.raises(TypeError, match="Range kind must be int or float"):
+        Range(str)
 
 
 def test_cli_parses_into_the_config() -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from toy.arguments import Range, folder
 from toy.figure1 import figure1
 from toy.sweep import ORACLE_TOYS, STEPS, sweep
-from toy.train import TrainConfig, ensure_trained
+from toy.train import TRAIN_RANGES, TrainConfig, ensure_trained
 
 # Tolerance on the gap between the network's and the oracle's restored laws: the mean distance
 # between their restorations of the same inputs, an upper bound on W1 between the two laws.
@@ -117,13 +118,20 @@ def print_tables(rows: list[dict], swept: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/toy", help="folder for runs, figures and tables")
-    parser.add_argument("--train-steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--choice-steps", type=int, default=2000, help="steps per training choice")
-    parser.add_argument("--n-eval", type=int, default=1000, help="inputs per sweep point")
-    parser.add_argument("--fig1-eval", type=int, default=4000, help="inputs per Fig. 1 setup")
-    parser.add_argument("--toys", nargs="+", default=list(ORACLE_TOYS), help="oracle toys to sweep")
+    parser = argparse.ArgumentParser(prog="python -m toy", description=__doc__.split("\n\n")[0])
+    steps, samples = TRAIN_RANGES["steps"], Range(int, 2)  # energy distances need pairs
+    parser.add_argument(
+        "--out", type=folder, default="runs/toy", help="folder for runs, figures and tables"
+    )
+    parser.add_argument("--train-steps", type=steps, default=TrainConfig.steps)
+    parser.add_argument(
+        "--choice-steps", type=steps, default=2000, help="steps per training choice"
+    )
+    parser.add_argument("--n-eval", type=samples, default=1000, help="inputs per sweep point")
+    parser.add_argument("--fig1-eval", type=samples, default=4000, help="inputs per Fig. 1 setup")
+    parser.add_argument(
+        "--toys", nargs="+", default=list(ORACLE_TOYS), choices=ORACLE_TOYS, help="toys to sweep"
+    )
     parser.add_argument("--no-choices", action="store_true", help="skip the training choices")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

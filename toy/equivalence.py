@@ -38,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 import indiflow as ind
+from toy.arguments import Range, check_fields, config_from_namespace, folder
 from toy.data import Toy, get_toy
 
 # Toys with an exact oracle and H = I: the only setting where the score equivalence holds.
@@ -65,6 +66,31 @@ class EquivalenceConfig:
     seed: int = 0
     threads: int = 1
     out: str = "runs/toy/equivalence"
+
+    def __post_init__(self) -> None:
+        check_fields(self, EQUIVALENCE_RANGES, EQUIVALENCE_CHOICES)
+
+
+# What each setting may be: the command line's argparse types and EquivalenceConfig's checks.
+EQUIVALENCE_RANGES = {
+    "steps": Range(int, 1),
+    "batch": Range(int, 1),
+    "lr": Range(float, 0, low_open=True),
+    "warmup": Range(int, 0),
+    "hidden": Range(int, 1),
+    "depth": Range(int, 1),
+    "ema": Range(float, 0, 1, high_open=True),  # 1 would freeze the EMA at the initial weights
+    "n_steps": Range(int, 1),
+    "n_eval": Range(int, 2),  # the energy distance needs pairs
+    "null_reps": Range(int, 1),
+    "null_level": Range(float, 0, 1),  # a quantile level
+    "n_paths": Range(int, 1),
+    "replicates": Range(int, 1),
+    "seed": Range(int, 0, 2**63 - 1),
+    "threads": Range(int, 1),
+}
+# Only denoising toys with an exact oracle: the one setting where the score equivalence holds.
+EQUIVALENCE_CHOICES = {"toy": DENOISING_TOYS, "solver": tuple(SOLVERS)}
 
 
 class ScoreNet(nn.Module):
@@ -387,18 +413,7 @@ def plot(cfg: EquivalenceConfig, toy: Toy, ev: dict, path: Path) -> None:
 
 
 def run(cfg: EquivalenceConfig, progress: bool = True) -> dict:
-    if cfg.toy not in DENOISING_TOYS:
-        raise ValueError(
-            f"toy must be a denoising toy with an exact oracle, one of {DENOISING_TOYS}, "
-            f"got {cfg.toy!r}"
-        )
-    if cfg.solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {cfg.solver!r}")
-    for name in ("steps", "batch", "n_steps", "null_reps", "n_paths", "replicates"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.n_eval < 2:
-        raise ValueError(f"n_eval must be >= 2 (the energy distance needs pairs), got {cfg.n_eval}")
+    """Train, evaluate, plot and write ``metrics.json`` (``cfg`` checked itself when built)."""
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -473,15 +488,24 @@ def summary(m: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> EquivalenceConfig:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """The config from the command line; a bad value exits with status 2 before any work."""
+    parser = argparse.ArgumentParser(
+        prog="python -m toy.equivalence", description=__doc__.split("\n\n")[0]
+    )
     for f in dataclasses.fields(EquivalenceConfig):
-        kind = {"int": int, "float": float, "str": str}[f.type]
         flag = "--" + f.name.replace("_", "-")
-        choices = {"toy": DENOISING_TOYS, "solver": tuple(SOLVERS)}.get(f.name)
-        parser.add_argument(
-            flag, type=kind, default=f.default, choices=choices, help=f"(default: {f.default})"
-        )
-    return EquivalenceConfig(**vars(parser.parse_args(argv)))
+        if f.type == "str":
+            choices = EQUIVALENCE_CHOICES.get(f.name)
+            kind = folder if f.name == "out" else str
+            parser.add_argument(
+                flag, type=kind, default=f.default, choices=choices, help=f"(default: {f.default})"
+            )
+        else:  # every numeric setting has a rule
+            rule = EQUIVALENCE_RANGES[f.name]
+            parser.add_argument(
+                flag, type=rule, default=f.default, help=f"{rule.describe()} (default: {f.default})"
+            )
+    return config_from_namespace(parser, EquivalenceConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -21,10 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from toy.arguments import Range, folder
 from toy.data import get_toy
 from toy.evaluate import law_gap, restore, score
 from toy.metrics import nearest_mode_index
-from toy.train import TrainConfig, ensure_trained
+from toy.train import TRAIN_RANGES, TrainConfig, ensure_trained
 
 SETUPS = ("fig1a", "fig1b")
 
@@ -110,13 +111,19 @@ def figure1(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/toy/fig1", help="folder for PNGs and JSON")
-    parser.add_argument("--runs", default="runs/toy", help="folder of the training runs")
-    parser.add_argument("--train-steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--n-eval", type=int, default=4000)
-    parser.add_argument("--n-steps", type=int, default=20, help="InDI Euler steps")
-    parser.add_argument("--seed", type=int, default=1)
+    parser = argparse.ArgumentParser(
+        prog="python -m toy.figure1", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--out", type=folder, default="runs/toy/fig1", help="folder for PNGs and JSON"
+    )
+    parser.add_argument(
+        "--runs", type=folder, default="runs/toy", help="folder of the training runs"
+    )
+    parser.add_argument("--train-steps", type=TRAIN_RANGES["steps"], default=TrainConfig.steps)
+    parser.add_argument("--n-eval", type=Range(int, 2), default=4000, help="at least 2")
+    parser.add_argument("--n-steps", type=Range(int, 1), default=20, help="InDI Euler steps")
+    parser.add_argument("--seed", type=TRAIN_RANGES["seed"], default=1)
     args = parser.parse_args(argv)
     models = {
         name: ensure_trained(

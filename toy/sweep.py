@@ -30,9 +30,10 @@ import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 
-from toy.data import get_toy
+from toy.arguments import Range, folder
+from toy.data import TOYS, get_toy
 from toy.evaluate import SOLVERS, restore, score
-from toy.train import TrainConfig, ensure_trained, make_noise
+from toy.train import TRAIN_RANGES, TrainConfig, ensure_trained, make_noise
 
 STEPS = (1, 2, 5, 10, 20, 50, 100)
 ORACLE_TOYS = ("fig1a", "fig1b", "gauss4", "ring8", "ring8_mix")
@@ -266,14 +267,22 @@ def sweep(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/toy/sweep")
-    parser.add_argument("--runs", default="runs/toy", help="folder of the training runs")
-    parser.add_argument("--toys", nargs="+", default=list(ORACLE_TOYS), help="oracle toys")
-    parser.add_argument("--nets", nargs="*", default=["fig1a", "fig1b"], help="toys to train")
+    parser = argparse.ArgumentParser(
+        prog="python -m toy.sweep", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--out", type=folder, default="runs/toy/sweep")
+    parser.add_argument(
+        "--runs", type=folder, default="runs/toy", help="folder of the training runs"
+    )
+    parser.add_argument(
+        "--toys", nargs="+", default=list(ORACLE_TOYS), choices=ORACLE_TOYS, help="oracle toys"
+    )
+    parser.add_argument(
+        "--nets", nargs="*", default=["fig1a", "fig1b"], choices=tuple(TOYS), help="toys to train"
+    )
     parser.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=list(SOLVERS))
-    parser.add_argument("--train-steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--n-eval", type=int, default=2000)
+    parser.add_argument("--train-steps", type=TRAIN_RANGES["steps"], default=TrainConfig.steps)
+    parser.add_argument("--n-eval", type=Range(int, 2), default=2000, help="at least 2")
     parser.add_argument("--no-choices", action="store_true", help="skip the training choices")
     parser.add_argument(
         "--skip", action="store_true", help="train the --nets as F = x_t - t MLP (see ToyMLP)"

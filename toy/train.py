@@ -26,7 +26,8 @@ import torch
 from tqdm import tqdm
 
 import indiflow as ind
-from toy.data import get_toy
+from toy.arguments import Range, check_fields, config_from_namespace, folder
+from toy.data import TOYS, get_toy
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,39 @@ class TrainConfig:
     out: str = "runs/toy/fig1a"
     ckpt_every: int = 1000
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self, TRAIN_RANGES, TRAIN_CHOICES)
+        if self.lr_min > self.lr:
+            raise ValueError(
+                f"lr_min must be <= lr (the schedule decays from lr to lr_min), got "
+                f"lr_min = {self.lr_min:g} > lr = {self.lr:g}"
+            )
+
+
+# What each setting may be: the command line's argparse types and TrainConfig's own checks.
+TRAIN_RANGES = {
+    "steps": Range(int, 1),
+    "batch": Range(int, 1),
+    "lr": Range(float, 0, low_open=True),
+    "lr_min": Range(float, 0),
+    "warmup": Range(int, 0),
+    "hidden": Range(int, 1),
+    "depth": Range(int, 1),
+    "a": Range(float, 0, low_open=True),
+    "k": Range(float, 0),
+    "eps": Range(float, 0),
+    "ema": Range(float, 0, 1, high_open=True),  # 1 would freeze the EMA at the initial weights
+    "seed": Range(int, 0, 2**63 - 1),
+    "threads": Range(int, 1),
+    "ckpt_every": Range(int, 1),
+}
+TRAIN_CHOICES = {
+    "toy": tuple(TOYS),
+    "time_law": ("uniform", "mixture", "power"),
+    "norm": ("l2", "l1"),
+    "noise": ("none", "constant", "brownian"),
+}
 
 
 # Fields that may differ between a run and its resumption without changing the result.
@@ -125,8 +159,6 @@ def train(cfg: TrainConfig, stop_at: int | None = None, progress: bool = True) -
     toy = get_toy(cfg.toy)
     time_law, noise = make_time_law(cfg), make_noise(cfg)
     interpolant = ind.Interpolant(noise)
-    if cfg.norm not in ("l1", "l2"):
-        raise ValueError(f"norm must be l1 or l2, got {cfg.norm!r}")
 
     torch.manual_seed(cfg.seed)  # weight initialisation
     model = make_model(cfg)
@@ -222,15 +254,26 @@ def _comparable(cfg: TrainConfig) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """The config from the command line; a bad value exits with status 2 before any work."""
+    parser = argparse.ArgumentParser(
+        prog="python -m toy.train", description=__doc__.split("\n\n")[0]
+    )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
             parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
-            parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
-    return TrainConfig(**vars(parser.parse_args(argv)))
+        elif f.type == "str":
+            choices = TRAIN_CHOICES.get(f.name)
+            kind = folder if f.name == "out" else str
+            parser.add_argument(
+                flag, type=kind, default=f.default, choices=choices, help=f"(default: {f.default})"
+            )
+        else:  # every numeric setting has a rule
+            rule = TRAIN_RANGES[f.name]
+            parser.add_argument(
+                flag, type=rule, default=f.default, help=f"{rule.describe()} (default: {f.default})"
+            )
+    return config_from_namespace(parser, TrainConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> TrainResult:

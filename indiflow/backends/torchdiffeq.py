@@ -33,7 +33,13 @@ from types import MappingProxyType
 
 import torch
 
-from indiflow.controllers import Adaptive, FixedSteps, initial_step
+from indiflow.controllers import (
+    Adaptive,
+    FixedSteps,
+    initial_step,
+    nonfinite_field_error,
+    widen,
+)
 from indiflow.field import InDIField
 from indiflow.solution import Solution, Stats
 
@@ -54,8 +60,11 @@ def _torchdiffeq():
 
 
 def _max_sample_rms(value: torch.Tensor) -> torch.Tensor:
-    """indiflow's acceptance norm: the largest per-sample RMS (torchdiffeq's is one global RMS)."""
-    return value.flatten(1).square().mean(dim=1).sqrt().max()
+    """indiflow's acceptance norm: the largest per-sample RMS (torchdiffeq's is one global RMS).
+
+    Squared in at least float32, where float16 would overflow (see ``controllers.scaled_rms``).
+    """
+    return widen(value).flatten(1).square().mean(dim=1).sqrt().max()
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,10 +134,15 @@ def _kind(cls: type) -> str | None:
 
 
 class _Func:
-    """The field as torchdiffeq sees it, counting evaluations and reusing a repeated one."""
+    """The field as torchdiffeq sees it, counting evaluations and reusing a repeated one.
 
-    def __init__(self, field: InDIField) -> None:
+    torchdiffeq works on states in at least float32 (see ``solve_torchdiffeq``); the regressor
+    receives them in ``dtype``, the dtype of ``y``, and its output is widened back.
+    """
+
+    def __init__(self, field: InDIField, dtype: torch.dtype) -> None:
         self.field = field
+        self.dtype = dtype
         self.calls = 0
         self.accepted = 0
         self.rejected = 0
@@ -140,7 +154,7 @@ class _Func:
         last = self.last
         if last is not None and last[0] == key and (last[1] is x or torch.equal(last[1], x)):
             return last[2]
-        denoised = self.field.denoise(t, x)
+        denoised = self.field.denoise(t, x.to(self.dtype)).to(x.dtype)
         self.calls += 1
         self.remember(key, x, denoised)
         return denoised
@@ -179,7 +193,7 @@ def _odeint(func: _Func, y: torch.Tensor, times: list[float], **kwargs: object) 
         ) from exc
 
 
-def _check_arguments(solver: TorchDiffEq, controller: object) -> None:
+def check_arguments(solver: TorchDiffEq, controller: object) -> None:
     if not isinstance(controller, FixedSteps | Adaptive):
         raise TypeError(
             "TorchDiffEq runs with ind.FixedSteps(grid) or ind.Adaptive(rtol=..., atol=...) "
@@ -205,14 +219,22 @@ def solve_torchdiffeq(
     save_trajectory: bool = False,
     max_steps: int = 10_000,
 ) -> Solution:
-    """``ind.solve`` for a ``TorchDiffEq`` solver (see the module for the endpoint rule)."""
-    _check_arguments(solver, controller)
+    """``ind.solve`` for a ``TorchDiffEq`` solver (see the module for the endpoint rule).
+
+    torchdiffeq casts its Butcher tableau and step control to the state's dtype; in float16 or
+    bfloat16 the rounded coefficients break the method's order conditions (dopri5 in float16:
+    error 30 times the tolerance), so it integrates ``y`` widened to float32 and the results are
+    cast back to ``y``'s dtype. The regressor always receives states in ``y``'s dtype.
+    """
+    check_arguments(solver, controller)
+    work = widen(y)
     if isinstance(controller, FixedSteps):
-        func: _Func = _FixedFunc(field)
-        times, states = _fixed(func, solver, y, controller, max_steps)
+        func: _Func = _FixedFunc(field, y.dtype)
+        times, states = _fixed(func, solver, work, controller, max_steps)
     else:
-        func = _AdaptiveFunc(field)
-        times, states = _adaptive(func, solver, y, controller, max_steps)
+        func = _AdaptiveFunc(field, y.dtype)
+        times, states = _adaptive(func, solver, work, controller, max_steps)
+    states = [state.to(y.dtype) for state in states]
     x = states[-1]
     if not bool(torch.isfinite(x).all()):
         raise RuntimeError(
@@ -288,10 +310,8 @@ def _adaptive(
         if t_b > controller.switch_time_max:
             # Above switch_time_max the estimate is not trusted (it reads inf): go below it.
             ratio = controller.switch_time_max / t_b
-        elif not math.isfinite(error):
-            raise RuntimeError(
-                f"the field returned non-finite values near t = {t_b:.6g}; check the regressor"
-            )
+        elif not (math.isfinite(error) or bool(torch.isfinite(den_b).all())):
+            raise nonfinite_field_error(f"near t = {t_b:.6g}")
         else:
             # The limit step's error falls like t^2: aim where the model puts it at the threshold.
             ratio = controller.safety * math.sqrt(controller.switch_safety / error)
