@@ -34,6 +34,9 @@ from indiflow import backends
 from indiflow.per_sample import PerSampleSolution
 from indiflow.per_sample_adaptive import PerSampleAdaptive
 
+# --- image scale ---
+from indiflow.restoration import restore
+
 __version__ = "0.1.0"
 
 # The image-side packages load on first use, so that `import indiflow` needs neither Pillow nor

@@ -1,5 +1,6 @@
 """Reference networks for InDI regressors ``F(x_t, t)``; training logic lives elsewhere."""
 
 from indiflow.nets.toy_mlp import FourierTimeEmbedding, ToyMLP
+from indiflow.nets.unet import UNet
 
-__all__ = ["FourierTimeEmbedding", "ToyMLP"]
+__all__ = ["FourierTimeEmbedding", "ToyMLP", "UNet"]

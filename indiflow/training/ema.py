@@ -1,0 +1,67 @@
+"""Exponential moving average of a network's weights."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from indiflow._checks import check_real
+
+
+class EMA:
+    """An averaged copy of a module: ``avg <- decay * avg + (1 - decay) * weights`` per update.
+
+    Every floating-point parameter and buffer is averaged (one fused ``torch._foreach_lerp_``
+    per update); other buffers are copied. The copy starts equal to the module, in eval mode
+    and without gradients; ``decay = 0`` makes it follow the weights exactly.
+
+    Args:
+        model: the module being trained (unwrapped: not the DDP or compiled wrapper).
+        decay: in ``[0, 1)``.
+
+    Attributes:
+        module: the averaged network; use it for validation and restoration.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        decay = check_real("EMA decay", decay)
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must lie in [0, 1), got {decay}")
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self._averaged, self._current = _tensor_pairs(self.module, model, floating=True)
+        self._copies, self._originals = _tensor_pairs(self.module, model, floating=False)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Move the average one step towards the current weights of the tracked module."""
+        if self.decay == 0:
+            torch._foreach_copy_(self._averaged, self._current)
+        else:
+            torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.decay)
+        for copy_, original in zip(self._copies, self._originals, strict=True):
+            copy_.copy_(original)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged network's state dict (loads into a fresh copy of the architecture)."""
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the average (copies into the existing tensors, so updates keep working)."""
+        from indiflow.training.checkpoint import load_state
+
+        load_state(self.module, state, "EMA")
+
+
+def _tensor_pairs(
+    averaged: nn.Module, source: nn.Module, *, floating: bool
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Matching lists of the (non-)floating-point parameters and buffers of both modules."""
+    mine = dict(averaged.named_parameters()) | dict(averaged.named_buffers())
+    theirs = dict(source.named_parameters()) | dict(source.named_buffers())
+    names = [name for name, t in theirs.items() if t.is_floating_point() == floating]
+    return [mine[n] for n in names], [theirs[n].detach() for n in names]
