@@ -140,7 +140,12 @@ def sweep_seed(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_grad_enabled(False)
+    # A context, not torch.set_grad_enabled(False): callers (the tests) keep autograd afterwards.
+    with torch.no_grad():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
     model, noise, config = load_model(checkpoint)
     names, gt = test_crops(config, args.size, args.photos)

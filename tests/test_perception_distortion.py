@@ -40,6 +40,7 @@ def sweep(run_dir, tmp_path_factory):
         assert pd.main([str(a) for a in argv]) == 0
     finally:
         capture.undo()
+    assert torch.is_grad_enabled(), "the sweep must not switch autograd off for its caller"
     with (out / "scores.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     return "\n".join(lines), rows, out
