@@ -58,25 +58,11 @@ def list_inputs(path: Path) -> list[Path]:
     return [path]
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
-    try:
-        from PIL import Image
-    except ImportError as error:  # pragma: no cover - exercised only without Pillow
-        raise ImportError(
-            'reading image sizes needs Pillow; install the image extra: pip install -e ".[images]"'
-        ) from error
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {str(path)!r}: {error}") from error
-    return height, width
-
-
 def batches_by_size(paths: list[Path], batch: int) -> Iterator[list[int]]:
     """Indices into ``paths`` in batches of at most ``batch`` images of one size, in name order
     within each size, sizes in order of first appearance."""
+    from indiflow.data.io import image_size
+
     groups: dict[tuple[int, int], list[int]] = {}
     for index, path in enumerate(paths):
         groups.setdefault(image_size(path), []).append(index)
@@ -142,6 +128,8 @@ def check_sizes(pairs: list[tuple[Path, Path]]) -> None:
     Raises:
         ValueError: naming the first prediction whose size differs from its ground truth's.
     """
+    from indiflow.data.io import image_size
+
     for gt, pred in pairs:
         (gh, gw), (ph, pw) = image_size(gt), image_size(pred)
         if (gh, gw) != (ph, pw):
