@@ -87,3 +87,33 @@ def picture_grid(columns: dict[str, torch.Tensor], photos: list[str], path: Path
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def training_curves(metrics_csv: Path, path: Path) -> bool:
+    """Loss and validation PSNR against the step, from a run's ``metrics.csv``.
+
+    The loss panel is logarithmic; the PSNR panel has one line per ``val_psnr_N`` column (one
+    step and N steps). Returns ``False`` (and draws nothing) when the file holds no rows.
+    """
+    import csv
+
+    with metrics_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return False
+    steps = [int(r["step"]) for r in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.semilogy(steps, [float(r["loss"]) for r in rows], color="tab:blue")
+    left.set(xlabel="step", ylabel="training loss (mean per sample)", title="loss")
+    for column in (c for c in rows[0] if c.startswith("val_psnr_")):
+        points = [(s, float(r[column])) for s, r in zip(steps, rows, strict=True) if r[column]]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            right.plot(xs, ys, "o-", label=f"{column.removeprefix('val_psnr_')} step(s)")
+    right.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (EMA weights)")
+    if right.lines:
+        right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True

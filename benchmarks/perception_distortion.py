@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 import torch
-from _pd_figures import perception_distortion_plot, picture_grid
+from _pd_acceptance import acceptance_checks, checks_table, trend_counts
+from _pd_figures import perception_distortion_plot, picture_grid, training_curves
 from _pd_methods import (
     build_methods,
     designer,
@@ -40,6 +41,7 @@ from _pd_scores import Row, Scorer, image_rows, markdown_table, mean_rows, per_s
 import indiflow as ind
 from indiflow.training import load_model
 from indiflow.training.checkpoint import newest_valid_checkpoint
+from indiflow.training.export import resolve_weights
 from indiflow.training.specs import build_degradation
 
 DEFAULT_STEPS = (1, 2, 5, 10, 20, 50)
@@ -48,7 +50,12 @@ PICTURE_STEPS = (1, 5, 20)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="step_*.pt or run folder")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="step_*.pt, run folder, weights file, or shipped weights name (sr4_photos_cpu)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the CSV and PNGs")
     parser.add_argument("--size", type=int, default=256, help="side of the central crops")
     parser.add_argument("--photos", type=int, default=None, help="use the first K test photos")
@@ -71,9 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def resolve_checkpoint(path: Path) -> Path:
-    """``path`` itself, or the newest valid checkpoint of the run folder ``path``."""
+    """The newest valid checkpoint of a run folder, a shipped weights file by name, or ``path``."""
     if not path.is_dir():
-        return path
+        return resolve_weights(path)
     found = newest_valid_checkpoint(path)
     if found is None:
         raise SystemExit(f"error: no valid step_*.pt checkpoint in {path}")
@@ -176,6 +183,13 @@ def run(args: argparse.Namespace) -> int:
     columns = {"GT": gt, "y": y.clamp(0, 1)}
     columns.update({f"N={n}": euler[n] for n in PICTURE_STEPS if n in euler})
     picture_grid(columns, names, args.out / "pictures.png")
+    written = ["scores.csv", "perception_distortion.png", "pictures.png"]
+    metrics_csv = checkpoint.parent / "metrics.csv"
+    if metrics_csv.is_file() and training_curves(metrics_csv, args.out / "training.png"):
+        written.append("training.png")
+    report = checks_table(acceptance_checks(seed_means), trend_counts(rows))
+    (args.out / "acceptance.md").write_text(report + "\n")
+    written.append("acceptance.md")
 
     print(f"checkpoint {checkpoint}, start noise {noise}")
     print(f"{len(names)} test crops of {args.size}x{args.size}, PSNR/SSIM crop border {scale}")
@@ -185,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(markdown_table(seed_means))
     print()
-    print(f"wrote {args.out / 'scores.csv'}, perception_distortion.png, pictures.png")
+    print(report)
+    print()
+    print(f"wrote {', '.join(written)} to {args.out}")
     return 0
 
 

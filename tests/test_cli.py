@@ -63,10 +63,10 @@ def test_unknown_verb_is_a_usage_error(capsys):
     assert "invalid choice: 'fit'" in err
 
 
-def test_parser_has_exactly_the_three_verbs():
+def test_parser_has_exactly_the_four_verbs():
     parser = build_parser()
     verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(verbs.choices) == {"train", "restore", "evaluate"}
+    assert set(verbs.choices) == {"train", "restore", "evaluate", "export"}
 
 
 # --- option types ---

@@ -48,8 +48,12 @@ def sweep(run_dir, tmp_path_factory):
 
 def test_outputs_and_rows(sweep):
     text, rows, out = sweep
-    for name in ("perception_distortion.png", "pictures.png"):
+    for name in ("perception_distortion.png", "pictures.png", "training.png"):
         assert (out / name).stat().st_size > 10_000
+    # Steps 1, 2, 5 only: the criteria that need N = 20 are reported as not run.
+    report = (out / "acceptance.md").read_text()
+    assert "| criteria | Euler steps [1, 2, 5] | need N = 1 and N = 20 | not run |" in report
+    assert report in text + "\n" and "0 of 0 criteria met." in report
     methods = {(r["method"], r["N"]) for r in rows}
     expected = {("input", "0"), ("control", "5")} | {("euler", n) for n in "125"}
     expected |= {(m, n) for m in ("heun", "expms3") for n in "25"}

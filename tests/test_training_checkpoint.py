@@ -222,6 +222,26 @@ def test_ema_follows_its_definition():
         EMA(lambda x: x, 0.5)
 
 
+@pytest.mark.parametrize(
+    ("step", "decay"), [(0, 0.1), (1, 2 / 11), (8, 0.5), (80, 0.9), (10**6, 0.99)]
+)
+def test_ema_warm_up_caps_the_decay(step, decay):
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, 0.99)
+    assert ema.decay_at(step) == pytest.approx(decay)
+    start = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(step)
+    torch.testing.assert_close(ema.module.weight, decay * start + (1 - decay) * model.weight)
+
+
+@pytest.mark.parametrize("step", [-1, 1.0, True, "3"])
+def test_ema_step_must_be_a_count(step):
+    with pytest.raises(ValueError, match=r"EMA step must be an int >= 0 \(the update count\), got"):
+        EMA(torch.nn.Linear(2, 1), 0.9).update(step)
+
+
 def test_rng_capture_restore_round_trips_every_generator(tmp_path):
     torch.save(capture_rng(), tmp_path / "rng.pt")
     draws = (torch.rand(3), np.random.rand(3), random.random(), np.random.randn())

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from indiflow.cli import evaluate, restore, train
+from indiflow.cli import evaluate, export, restore, train
 
-VERBS = (train, restore, evaluate)
+VERBS = (train, restore, evaluate, export)
 # Errors that describe bad input (files, options, configs); they are reported in one line.
 # Anything else is a bug and keeps its traceback.
 INPUT_ERRORS = (ValueError, TypeError, OSError, ImportError)

@@ -56,6 +56,20 @@ def existing_path(text: str) -> Path:
     return path
 
 
+def checkpoint_path(text: str) -> Path:
+    """An existing checkpoint / weights file or run folder, or a shipped weights name."""
+    from indiflow.training.export import resolve_weights, shipped_weights
+
+    path = resolve_weights(text)
+    if not path.exists():
+        shipped = ", ".join(shipped_weights()) or "none"
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: no such file or folder, and no shipped weights of that name "
+            f"(shipped: {shipped})"
+        )
+    return path
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",

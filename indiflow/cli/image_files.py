@@ -88,21 +88,6 @@ def read_batch(paths: list[Path], channels: int, checkpoint: Path) -> torch.Tens
     return torch.stack(images)
 
 
-def _by_stem(folder: Path, option: str) -> dict[str, Path]:
-    from indiflow.data.io import list_images
-
-    found: dict[str, Path] = {}
-    for path in list_images(folder):
-        path = Path(path)
-        if path.stem in found:
-            raise ValueError(
-                f"{option} folder {folder} holds two images named {path.stem!r} "
-                f"({found[path.stem].name} and {path.name}); keep one"
-            )
-        found[path.stem] = path
-    return found
-
-
 def pair_images(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
     """``(gt, pred)`` paths matched by file name without extension, in name order.
 
@@ -110,8 +95,10 @@ def pair_images(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
         ValueError: naming the files of either folder that have no partner, or a folder with
             two images of one name.
     """
-    gt = _by_stem(gt_dir, "--gt")
-    pred = _by_stem(pred_dir, "--pred")
+    from indiflow.data.io import images_by_stem
+
+    gt = images_by_stem(gt_dir, "--gt folder")
+    pred = images_by_stem(pred_dir, "--pred folder")
     for mine, theirs, folder, other in ((pred, gt, pred_dir, gt_dir), (gt, pred, gt_dir, pred_dir)):
         unmatched = [mine[stem].name for stem in sorted(mine) if stem not in theirs]
         if unmatched:

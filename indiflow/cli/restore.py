@@ -10,6 +10,7 @@ import torch
 
 from indiflow.cli.arguments import (
     add_device_argument,
+    checkpoint_path,
     existing_path,
     nonnegative_int,
     pick_device,
@@ -58,10 +59,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add(
         "--checkpoint",
         required=True,
-        type=existing_path,
+        type=checkpoint_path,
         metavar="CKPT",
-        help="a checkpoint file written by indiflow train, or a run folder (its newest valid "
-        "checkpoint)",
+        help="a checkpoint file written by indiflow train, a run folder (its newest valid "
+        "checkpoint), a weights file written by indiflow export, or the name of a shipped "
+        "weights file (e.g. sr4_photos_cpu)",
     )
     add(
         "--input",

@@ -10,19 +10,7 @@ from torch.utils.data import Dataset
 
 from indiflow._checks import check_int
 from indiflow.data.augment import crop_and_flip, item_generator
-from indiflow.data.io import image_size, list_images, read_image
-
-
-def _by_stem(folder: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for path in list_images(folder):
-        if path.stem in files:
-            raise ValueError(
-                f"folder {str(folder)!r} holds two images named {path.stem!r} "
-                f"({files[path.stem].name} and {path.name}); keep one so pairs are unambiguous"
-            )
-        files[path.stem] = path
-    return files
+from indiflow.data.io import image_size, images_by_stem, read_image
 
 
 class PairedFolders(Dataset):
@@ -68,7 +56,7 @@ class PairedFolders(Dataset):
         self.augment = bool(augment)
         self.seed = check_int("seed", seed, 0)
         self.epoch = 0
-        gt, lq = _by_stem(Path(gt_dir)), _by_stem(Path(lq_dir))
+        gt, lq = images_by_stem(gt_dir), images_by_stem(lq_dir)
         for stem, path in gt.items():
             if stem not in lq:
                 raise ValueError(

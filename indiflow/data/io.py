@@ -64,6 +64,28 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def images_by_stem(folder: str | Path, what: str = "folder") -> dict[str, Path]:
+    """The images of :func:`list_images` keyed by file name without suffix, for pairing.
+
+    Args:
+        folder: the folder to list.
+        what: how error messages name the folder (e.g. ``"--gt folder"``).
+
+    Raises:
+        ValueError: as :func:`list_images`, or if two images share a name without suffix
+            (``a.png`` and ``a.jpg``), which would make pairing by name ambiguous.
+    """
+    found: dict[str, Path] = {}
+    for path in list_images(folder):
+        if path.stem in found:
+            raise ValueError(
+                f"{what} {str(folder)!r} holds two images named {path.stem!r} "
+                f"({found[path.stem].name} and {path.name}); keep one so pairs are unambiguous"
+            )
+        found[path.stem] = path
+    return found
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """Return ``(height, width)`` of an image file from its header, without decoding pixels.
 

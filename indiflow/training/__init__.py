@@ -29,6 +29,7 @@ from indiflow.training.config import (
     shipped_configs,
 )
 from indiflow.training.ema import EMA
+from indiflow.training.export import export_weights, shipped_weights
 from indiflow.training.sections import (
     Config,
     DataConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "apply_overrides",
     "config_to_dict",
     "config_to_toml",
+    "export_weights",
     "list_checkpoints",
     "load_checkpoint",
     "load_config",
@@ -57,5 +59,6 @@ __all__ = [
     "newest_valid_checkpoint",
     "parse_config",
     "shipped_configs",
+    "shipped_weights",
     "train",
 ]

@@ -13,6 +13,7 @@ API::
     load_checkpoint(path) -> dict           # CheckpointError when truncated, corrupt or foreign
     newest_valid_checkpoint(folder) -> (path, state) | None   # skips bad files with a warning
     load_model(path, ema=True) -> (model, noise, config)      # a network ready for ind.restore
+                                            # (also from a weights file, see export.py)
 """
 
 from __future__ import annotations
@@ -107,16 +108,35 @@ def load_checkpoint(
         CheckpointError: the file is truncated or corrupt, or is not an indiflow checkpoint of
             a version this library reads.
     """
+    state = read_torch_file(path, map_location)
+    check_checkpoint(state, path)
+    return state
+
+
+def read_torch_file(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> object:
+    """``torch.load(path, weights_only=True)`` with input errors reported as such.
+
+    Raises:
+        ValueError: ``path`` is not a file.
+        CheckpointError: the file is truncated or corrupt.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} is not a file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise CheckpointError(
             f"checkpoint {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err}); "
             "delete it or resume from an older checkpoint"
         ) from err
+
+
+def check_checkpoint(state: object, path: str | os.PathLike[str]) -> None:
+    """Raise ``CheckpointError`` unless ``state`` is a training checkpoint this library reads."""
+    path = Path(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an indiflow training checkpoint")
     if not isinstance(state.get("version"), int) or state["version"] > VERSION:
@@ -127,7 +147,6 @@ def load_checkpoint(
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks the key(s) {', '.join(missing)}")
-    return state
 
 
 def list_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
@@ -202,7 +221,9 @@ def load_model(
     """Rebuild the network of a training checkpoint, ready for ``ind.restore``.
 
     Args:
-        path: a ``step_*.pt`` file written by :func:`indiflow.training.train`.
+        path: a ``step_*.pt`` file written by :func:`indiflow.training.train`, or a weights
+            file written by :func:`indiflow.training.export_weights`, or the name of a shipped
+            one (``"sr4_photos_cpu"``, see :func:`indiflow.training.shipped_weights`).
         ema: load the EMA weights (the default, as restoration should) or the raw weights.
         map_location: device of the returned network.
 
@@ -216,11 +237,10 @@ def load_model(
     """
     from indiflow.nets import UNet
     from indiflow.training.config import parse_config
+    from indiflow.training.export import read_restoration_state
 
-    state = load_checkpoint(path, map_location=map_location)
-    if not isinstance(state.get("config"), dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds no config to rebuild its network")
-    config = parse_config(state["config"])
+    weights, plain_config = read_restoration_state(path, ema=ema, map_location=map_location)
+    config = parse_config(plain_config)
     model = UNet(**config.model)
-    load_state(model, state["ema" if ema else "model"], "EMA" if ema else "model")
+    load_state(model, weights, "EMA" if ema else "model")
     return model.to(map_location).eval(), config.loss.noise_schedule(), config

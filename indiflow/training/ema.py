@@ -11,11 +11,18 @@ from indiflow._checks import check_real
 
 
 class EMA:
-    """An averaged copy of a module: ``avg <- decay * avg + (1 - decay) * weights`` per update.
+    """An averaged copy of a module: ``avg <- d * avg + (1 - d) * weights`` per update.
 
     Every floating-point parameter and buffer is averaged (one fused ``torch._foreach_lerp_``
     per update); other buffers are copied. The copy starts equal to the module, in eval mode
     and without gradients; ``decay = 0`` makes it follow the weights exactly.
+
+    ``update(step)`` warms up: the decay of update ``step`` (counted from 0) is
+    ``d = min(decay, (1 + step) / (10 + step))``, the ``num_updates`` rule of TensorFlow's
+    ``ExponentialMovingAverage``. Without it the average of a short run still holds a share
+    ``decay ** steps`` of the random initial weights (37 % after 1000 steps at 0.999). The rule
+    depends on the step alone, so a resumed run continues it exactly. ``update()`` without a step
+    uses ``decay`` as given.
 
     Args:
         model: the module being trained (unwrapped: not the DDP or compiled wrapper).
@@ -36,13 +43,27 @@ class EMA:
         self._averaged, self._current = _tensor_pairs(self.module, model, floating=True)
         self._copies, self._originals = _tensor_pairs(self.module, model, floating=False)
 
+    def decay_at(self, step: int | None) -> float:
+        """The decay used by ``update(step)``: ``min(decay, (1 + step) / (10 + step))``."""
+        if step is None:
+            return self.decay
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"EMA step must be an int >= 0 (the update count), got {step!r}")
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self) -> None:
-        """Move the average one step towards the current weights of the tracked module."""
-        if self.decay == 0:
+    def update(self, step: int | None = None) -> None:
+        """Move the average one step towards the current weights of the tracked module.
+
+        Args:
+            step: the number of optimiser steps taken before this update (0 for the first);
+                caps the decay for the warm-up (see the class). ``None``: no warm-up.
+        """
+        decay = self.decay_at(step)
+        if decay == 0:
             torch._foreach_copy_(self._averaged, self._current)
         else:
-            torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.decay)
+            torch._foreach_lerp_(self._averaged, self._current, 1.0 - decay)
         for copy_, original in zip(self._copies, self._originals, strict=True):
             copy_.copy_(original)
 

@@ -81,7 +81,8 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         warmup: steps of linear warm-up from 0 to ``lr``; a cosine decay to 0 follows.
         grad_clip: maximum global gradient norm (0: no clipping).
-        ema: decay of the exponential moving average of the weights (0: the EMA is the weights).
+        ema: decay of the exponential moving average of the weights, capped at
+            ``(1 + n) / (10 + n)`` at step ``n`` (warm-up; 0: the EMA is the weights).
         checkpoint_every: steps between checkpoints (one is also written at the last step).
         keep: how many of the newest checkpoints to keep.
         log_every: steps between rows of ``metrics.csv``.

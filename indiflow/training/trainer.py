@@ -234,7 +234,7 @@ def _train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            ema.update()
+            ema.update(step)
             step, position, since = step + 1, position + 1, since + 1
             loss_sum += loss.detach().float()
             non_finite.record(loss, step)
