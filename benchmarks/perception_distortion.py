@@ -37,6 +37,7 @@ from _pd_methods import (
     white_noise_control,
 )
 from _pd_scores import Row, Scorer, image_rows, markdown_table, mean_rows, per_seed_means, write_csv
+from tqdm import tqdm
 
 import indiflow as ind
 from indiflow.training import load_model
@@ -115,9 +116,11 @@ def sweep_seed(
     seed: int,
     names: list[str],
     scorer: Scorer,
+    bar: tqdm,
 ) -> tuple[list[Row], dict[int, torch.Tensor]]:
     """Rows of one noise draw and its Euler outputs by N."""
     reference = reference_solution(model, noise, y, seed)
+    bar.update(1)
     rows = image_rows(names, scorer(y.clamp(0, 1), gt), seed, "input", 0, 0)
     euler: dict[int, torch.Tensor] = {}
     for method in methods:
@@ -128,6 +131,7 @@ def sweep_seed(
         )
         if method.label == "euler":
             euler[method.budget] = x
+        bar.update(1)
     if 1 in euler and len(euler) > 1:
         above_one = [n for n in euler if n > 1]
         target_n = max((n for n in above_one if n <= 20), default=max(above_one))
@@ -169,10 +173,12 @@ def run(args: argparse.Namespace) -> int:
     methods = build_methods(args.steps, design)
     rows: list[Row] = []
     euler: dict[int, torch.Tensor] = {}
+    bar = tqdm(total=args.seeds * (len(methods) + 1), desc="restore and score", unit="solve")
     for seed in range(args.seeds):
-        seed_rows, seed_euler = sweep_seed(model, noise, gt, y, methods, seed, names, scorer)
+        seed_rows, seed_euler = sweep_seed(model, noise, gt, y, methods, seed, names, scorer, bar)
         rows += seed_rows
         euler = euler or seed_euler
+    bar.close()
     elapsed = time.perf_counter() - started
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from markdown_examples import Example, examples, quote_problems, run, style_problems
 
+from indiflow.training import shipped_weights
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLES = examples("README.md", README.read_text())
 
@@ -37,9 +39,13 @@ def test_quick_start_commands_are_the_ones_ci_runs():
     quick_start = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)\n```", quick_start, flags=re.DOTALL)
     assert len(commands) == 2
-    assert commands[0].endswith("python -m toy") and commands[1].endswith("python -m pytest")
+    demo = "python benchmarks/perception_distortion.py --checkpoint sr4_photos_cpu --out runs/demo"
+    assert demo in commands[0] and '".[images]"' in commands[0]
+    assert commands[1].endswith('pip install -e ".[dev,images]" && python -m pytest')
+    assert "sr4_photos_cpu" in shipped_weights()  # the demo's weights ship with the package
     ci = (README.parent / ".ci" / "run").read_text()
     assert re.search(r"pip install (-q )?torch==2\.13\.0", ci)
+    assert re.search(r'pip install (-q )?-e "\.\[dev,images\]"', ci)
     assert "\npython -m pytest" in ci
 
 

@@ -44,7 +44,7 @@ def test_shipped_configs_load_by_name_and_round_trip_through_toml(tmp_path):
         assert parse_config(config_to_dict(config)) == config
     sr4 = load_config("sr4_photos_cpu")
     assert sr4.data.degradation == (BicubicSR(4),)
-    assert sr4.loss.noise_schedule() == ConstantNoise(0.02)
+    assert sr4.loss.noise_schedule() == ConstantNoise(0.05)
 
 
 def test_load_config_resolves_folders_against_the_file_and_applies_overrides(tmp_path):

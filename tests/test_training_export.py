@@ -88,6 +88,7 @@ def test_weights_files_refuse_what_they_cannot_do(checkpoint, tmp_path):
 
 def test_shipped_weights_resolve_by_name_and_other_names_stay_paths(tmp_path):
     assert resolve_weights(tmp_path / "nothing.pt") == tmp_path / "nothing.pt"
+    assert "sr4_photos_cpu" in shipped_weights()
     for name in shipped_weights():
         path = resolve_weights(name)
         assert path.is_file() and path.name == f"{name}.pt"

@@ -24,6 +24,10 @@ padding, where reflection is undefined) and the output is cropped back to ``H x 
 Output parametrisation: ``"direct"``: ``F = net(x_t, t)``; ``"residual"``: ``F = x_t - t *
 net(x_t, t)`` (the network predicts the velocity ``(x_t - F) / t``). The zero output convolution
 makes a fresh network return ``F = 0`` (direct) or ``F = x_t`` (residual: the identity map).
+The default is ``"residual"``: along the ODE ``dx/dt = (x - F) / t`` an error ``e`` of ``F``
+enters as ``e / t`` (direct) but a residual network's own error enters unscaled, and after equal
+training on 4x super-resolution the residual form restored 3.1 dB (PSNR) closer after 20 steps
+and 0.9 dB after one (``benchmarks/README.md``, perception–distortion section).
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ class UNet(nn.Module):
         fourier_freqs: frequencies of the Fourier time embedding.
         fourier_max_freq: its highest frequency, in cycles per unit time.
         dropout: dropout probability inside the residual blocks (active in training mode only).
-        output: ``"direct"`` (``F = net``) or ``"residual"`` (``F = x_t - t * net``).
+        output: ``"residual"`` (``F = x_t - t * net``, the default) or ``"direct"``
+            (``F = net``).
     """
 
     def __init__(
@@ -105,7 +110,7 @@ class UNet(nn.Module):
         fourier_freqs: int = 16,
         fourier_max_freq: float = 64.0,
         dropout: float = 0.0,
-        output: str = "direct",
+        output: str = "residual",
     ) -> None:
         super().__init__()
         mults = _int_list("multipliers", multipliers)
