@@ -40,11 +40,14 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "indiflow/losses.py": ("tests/test_losses.py",),
     "indiflow/interpolant.py": ("tests/test_interpolant.py",),
     "indiflow/grid_design.py": ("tests/test_grid_design.py",),
-    "indiflow/solvers.py": ("tests/test_solvers.py",),
-    "indiflow/controllers.py": ("tests/test_controllers.py", "tests/test_adaptive_failures.py"),
-    "indiflow/per_sample.py": ("tests/test_per_sample.py",),
-    "indiflow/per_sample_adaptive.py": ("tests/test_per_sample.py",),
-    "indiflow/multistep.py": ("tests/test_multistep.py",),
+    "indiflow/solvers.py": ("tests/test_solvers_exact.py",),
+    "indiflow/controllers.py": ("tests/test_controllers_exact.py",),
+    "indiflow/per_sample.py": ("tests/test_per_sample.py", "tests/test_per_sample_control.py"),
+    "indiflow/per_sample_adaptive.py": (
+        "tests/test_per_sample.py",
+        "tests/test_per_sample_control.py",
+    ),
+    "indiflow/multistep.py": ("tests/test_multistep_exact.py",),
     "indiflow/oracles": ("tests/test_oracles.py",),
 }
 

@@ -55,7 +55,7 @@ def indi_loss(
     Raises:
         TypeError: a non-callable regressor, a non-tensor input, a wrong interpolant or law.
         ValueError: an unknown norm, ``x`` of rank below 2 or with an empty batch, mismatched
-            ``x`` / ``y`` shapes, or a regressor output whose shape differs from ``x``.
+            ``x`` / ``y`` shapes, or a regressor output that is not a tensor shaped like ``x``.
     """
     if not callable(regressor):
         raise TypeError(
@@ -89,7 +89,9 @@ def indi_loss(
     draw = interpolant.sample(x, y, t, generator=generator)
     estimate = regressor(draw.x_t, draw.t)
     if not isinstance(estimate, torch.Tensor) or estimate.shape != x.shape:
-        got = tuple(estimate.shape) if isinstance(estimate, torch.Tensor) else type(estimate)
+        got = (
+            tuple(estimate.shape) if isinstance(estimate, torch.Tensor) else type(estimate).__name__
+        )
         raise ValueError(
             f"regressor(x_t, t) must return a tensor of the shape of x {tuple(x.shape)}, got {got}"
         )

@@ -1,12 +1,16 @@
 """Per-sample adaptive stepping with batch compaction: the loop behind ``PerSampleAdaptive``.
 
-Every sample carries its own time ``t_i``, step size ``h_i``, PI memory and accept / reject
-decision. Each round gathers the unfinished samples, takes one step of the solver on that
-sub-batch with per-sample ``(B,)`` times, and scatters the results back; a sample whose
-estimated limit error passes takes the exact limit step ``x_i(0) = F(x_i, t_i)`` (free: that
-evaluation is already cached) and leaves the batch. The regressor therefore sees fewer rows as
-samples finish, and what it computes for one row never depends on the other rows (up to the
-rounding of batched kernels), so a sample's result does not depend on the rest of the batch.
+Every sample carries its own time, step size and accept / reject decision. Each round gathers
+the unfinished samples, takes one step of the solver on that sub-batch with per-sample ``(B,)``
+times, and scatters the results back; a sample whose estimated limit error passes takes the
+exact limit step ``x_i(0) = F(x_i, t_i)`` (free: that evaluation is already cached) and leaves
+the batch. The regressor therefore sees fewer rows as samples finish, and what it computes for
+one row never depends on the other rows (up to the rounding of batched kernels), so a sample's
+result does not depend on the rest of the batch.
+
+Division of work: the loop owns the states, the evaluations of the solver, the counters and
+the trajectories; the controller's ``StepControl`` owns every step decision and answers once
+per round with a ``Decision`` (accepted steps, finished samples, next steps, failure).
 
 Cost of the bookkeeping: a few host synchronisations per round (to know which rows to gather),
 which a fixed-grid solve avoids; per-sample stepping pays off when the regressor dominates.
@@ -15,14 +19,16 @@ which a fixed-grid solve avoids; per-sample stepping pays off when the regressor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from indiflow.controllers import nonfinite_field_error
 from indiflow.field import InDIField
-from indiflow.per_sample_adaptive import PerSampleAdaptive
 from indiflow.solution import Solution, Stats
 from indiflow.solvers import Solver
+
+if TYPE_CHECKING:
+    from indiflow.per_sample_adaptive import PerSampleAdaptive
 
 Trajectory = tuple[torch.Tensor, torch.Tensor]
 
@@ -50,6 +56,35 @@ class PerSampleSolution(Solution):
     trajectories: tuple[Trajectory, ...] | None
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What the controller decided in one round; samples are batch indices, ascending.
+
+    Attributes:
+        accepted: positions of the accepted steps among the last ``stepping`` samples.
+        rejected: positions of the rejected ones.
+        ended: samples whose accepted step reached ``t_end > 0``; they are finished.
+        evaluated: samples at which the controller evaluated the field, in one regressor call.
+        denoised: ``F`` at the new states of ``evaluated``; ``None`` for the starting probe.
+        switched: samples that take the limit step now: finished, ``x_i(0) = F(x_i, t_i)``.
+        stepping: samples to step next, from ``starts`` to ``ends`` (float64).
+        starts: their times.
+        ends: where their steps end.
+        failure: a step size below ``min_step``; raised after the loop's own checks.
+    """
+
+    accepted: torch.Tensor
+    rejected: torch.Tensor
+    ended: torch.Tensor
+    evaluated: torch.Tensor
+    denoised: torch.Tensor | None
+    switched: torch.Tensor
+    stepping: torch.Tensor
+    starts: torch.Tensor
+    ends: torch.Tensor
+    failure: RuntimeError | None
+
+
 def check_arguments(solver: object) -> None:
     if not callable(getattr(solver, "step", None)) or not hasattr(solver, "order"):
         raise TypeError(
@@ -64,12 +99,12 @@ def check_arguments(solver: object) -> None:
         )
 
 
-def _scatter(target: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    # Out of place, so that autograd can flow through the solve.
+def scatter_rows(target: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``target`` with ``rows`` written at ``index``; out of place, so autograd flows through."""
     return target.index_copy(0, index, rows.to(target.dtype))
 
 
-def _split(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def split(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions where ``mask`` holds and where it does not, with one synchronisation."""
     order = torch.argsort((~mask).to(torch.uint8), stable=True)
     n_true = int(mask.sum())
@@ -79,10 +114,10 @@ def _split(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _assemble(
     y: torch.Tensor, t_start: float, records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 ) -> tuple[Trajectory, ...]:
-    """Per-sample ``(ts, xs)`` from the accepted steps recorded in chronological order.
+    """Per-sample ``(ts, xs)`` from the accepted steps, recorded in each sample's time order.
 
     One stable sort by sample groups the rows (``y`` first, then the steps in the order they
-    were taken) and one split cuts them: linear in the number of rows, not ``B`` times it.
+    were recorded) and one split cuts them: linear in the number of rows, not ``B`` times it.
     """
     batch = y.shape[0]
     index = torch.cat([torch.arange(batch, device=y.device), *(r[0] for r in records)])
@@ -95,27 +130,6 @@ def _assemble(
     ts = torch.split(times[order.cpu()], counts)
     xs = torch.split(states[order], counts)
     return tuple(zip(ts, xs, strict=True))
-
-
-def _reject_or_raise(
-    err: torch.Tensor,
-    x_new: torch.Tensor,
-    error: torch.Tensor,
-    idx: torch.Tensor,
-    t: torch.Tensor,
-    s: torch.Tensor,
-) -> torch.Tensor:
-    """Non-finite error norms: ``RuntimeError`` for a row whose values are NaN or inf, else
-    ``inf`` (a finite error against a zero tolerance: the step is rejected)."""
-    rows_finite = torch.isfinite(x_new).flatten(1).all(1) & torch.isfinite(error).flatten(1).all(1)
-    blamed = ~torch.isfinite(err) & ~rows_finite
-    if bool(blamed.any()):
-        j = int(blamed.nonzero()[0, 0])
-        raise nonfinite_field_error(
-            f"for sample {int(idx[j])} in the step from t = {float(t[j]):.6g} to "
-            f"s = {float(s[j]):.6g}"
-        )
-    return torch.where(torch.isfinite(err), err, torch.inf)
 
 
 def solve_per_sample(
@@ -133,110 +147,64 @@ def solve_per_sample(
     method with an embedded error estimate (``Heun``, ``BogackiShampine``, ``DormandPrince``).
     """
     check_arguments(solver)
-    units_all = controller.input_units(y)
-    t_end, order = controller.t_end, solver.error_order
+    control = controller.start(y, solver.error_order)
     batch, device = y.shape[0], y.device
-    as_times = {"dtype": torch.float64, "device": device}
-
-    x = y
-    t = torch.ones(batch, **as_times)
-    denoised = field.denoise(1.0, y)
+    x, denoised = y, field.denoise(1.0, y)
     calls = 1
     sample_nfe = torch.ones(batch, dtype=torch.int64, device=device)
-    if controller.first_step is None:
-        h = controller.initial_steps(
-            t, y, field.derivative(1.0, y, denoised), field, order, units_all
-        )
-        calls += 1
-        sample_nfe += 1
-    else:
-        h = torch.full((batch,), min(controller.first_step, controller.max_step), **as_times)
-    err_prev = torch.full((batch,), float("nan"), **as_times)
-    t_prev = torch.full((batch,), float("nan"), **as_times)
-    denoised_prev = torch.zeros_like(y)
-    fresh = torch.ones(batch, dtype=torch.bool, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     accepted = torch.zeros(batch, dtype=torch.int64, device=device)
     rejected = torch.zeros(batch, dtype=torch.int64, device=device)
     records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
+    decision = control.begin(field, y, denoised)
     while True:
-        idx = (~done).nonzero().flatten()
-        if idx.numel() == 0:
-            break
-        stale = idx[~fresh[idx]]
-        if stale.numel() > 0:
-            # One-step solvers without first-same-as-last need F at the newly accepted states.
-            denoised = _scatter(denoised, stale, field.denoise(t[stale], x[stale]))
+        if decision.evaluated.numel() > 0:
             calls += 1
-            sample_nfe[stale] += 1
-            fresh[stale] = True
-        attempts = accepted[idx] + rejected[idx]
-        if bool((attempts >= max_steps).any()):
-            i = int(idx[attempts >= max_steps][0])
+            sample_nfe[decision.evaluated] += 1
+            if decision.denoised is not None:
+                denoised = scatter_rows(denoised, decision.evaluated, decision.denoised)
+        attempts = accepted + rejected
+        over = (attempts >= max_steps) & ~done
+        if bool(over.any()):
+            i = int(over.nonzero()[0, 0])
             raise RuntimeError(
-                f"sample {i} reached max_steps={max_steps} at t = {float(t[i]):.6g} before "
-                f"t_end = {t_end}; raise max_steps or loosen rtol/atol"
+                f"sample {i} reached max_steps={max_steps} at t = {float(control.t[i]):.6g} "
+                f"before t_end = {controller.t_end}; raise max_steps or loosen rtol/atol"
             )
-        units = None if units_all is None else units_all[idx]
-        t_a, x_a, den_a = t[idx], x[idx], denoised[idx]
+        if decision.failure is not None:
+            raise decision.failure
+        finished = decision.switched
+        if finished.numel() > 0:
+            x = scatter_rows(x, finished, denoised[finished])
+            done[finished] = True
+            accepted[finished] += 1
+            if save_trajectory:
+                at_zero = torch.zeros(finished.numel(), dtype=torch.float64, device=device)
+                records.append((finished, at_zero, denoised[finished]))
 
-        if t_end == 0.0:
-            has_prev = ~torch.isnan(t_prev[idx])
-            limit = controller.limit_errors(t_a, x_a, den_a, t_prev[idx], denoised_prev[idx], units)
-            switch, keep = _split(has_prev & (limit.detach() <= controller.switch_safety))
-            if switch.numel() > 0:
-                finished, x_0 = idx[switch], den_a[switch]
-                x = _scatter(x, finished, x_0)
-                t[finished] = 0.0
-                done[finished] = True
-                accepted[finished] += 1
-                if save_trajectory:
-                    records.append((finished, t[finished], x_0))
-                idx, t_a, x_a, den_a = idx[keep], t_a[keep], x_a[keep], den_a[keep]
-                units = None if units is None else units[keep]
-                if idx.numel() == 0:
-                    continue
-
-        h_a = h[idx]
-        if bool((h_a < controller.min_step).any()):
-            i = int(idx[h_a < controller.min_step][0])
-            raise RuntimeError(
-                f"the step size of sample {i} fell to {float(h[i]):.3g} < "
-                f"min_step={controller.min_step} at t = {float(t[i]):.6g}; loosen rtol/atol "
-                "or lower min_step"
-            )
-        s = controller.propose_ends(t_a, h_a)
-        result = solver.step(field, t_a, s, x_a, den_a, None, True)
+        rows, ends = decision.stepping, decision.ends
+        if rows.numel() == 0:
+            break
+        x_a, den_a = x[rows], denoised[rows]
+        result = solver.step(field, decision.starts, ends, x_a, den_a, None, True)
         if result.error is None or result.state is not None:
             raise TypeError(
                 f"{type(solver).__name__} is not a one-step solver with an error estimate; "
                 "PerSampleAdaptive supports Heun, BogackiShampine and DormandPrince"
             )
         calls += result.nfe
-        sample_nfe[idx] += result.nfe
-        err = controller.error_norms(result.error, x_a, result.x, units).detach()
-        err = err.to(torch.float64)
-        if not bool(torch.isfinite(err).all()):
-            err = _reject_or_raise(err, result.x, result.error, idx, t_a, s)
-        h[idx] = controller.next_steps(t_a - s, err, err_prev[idx], order)
-        ok, bad = _split(err <= 1.0)
-        good = idx[ok]
-        rejected[idx[bad]] += 1
+        sample_nfe[rows] += result.nfe
+        decision = control.decide(x_a, den_a, result, field)
+        ok, good = decision.accepted, rows[decision.accepted]
+        rejected[rows[decision.rejected]] += 1
         accepted[good] += 1
-        err_prev[good] = err[ok]
-        t_prev[good] = t_a[ok]
-        denoised_prev = _scatter(denoised_prev, good, den_a[ok])
-        x = _scatter(x, good, result.x[ok])
-        t[good] = s[ok]
+        x = scatter_rows(x, good, result.x[ok])
         if result.denoised_next is not None:
-            denoised = _scatter(denoised, good, result.denoised_next[ok])
-        else:
-            fresh[good] = False
-        if t_end > 0.0:
-            done[good] = s[ok] <= t_end
+            denoised = scatter_rows(denoised, good, result.denoised_next[ok])
+        done[decision.ended] = True
         if save_trajectory:
-            records.append((good, s[ok], result.x[ok]))
+            records.append((good, ends[ok], result.x[ok]))
 
     if not bool(torch.isfinite(x).all()):
         raise RuntimeError(
@@ -252,7 +220,7 @@ def solve_per_sample(
     )
     return PerSampleSolution(
         x=x,
-        ts=torch.tensor([1.0, t_end], dtype=torch.float64),
+        ts=torch.tensor([1.0, controller.t_end], dtype=torch.float64),
         xs=None,
         stats=stats,
         sample_nfe=sample_nfe.cpu(),

@@ -2,14 +2,12 @@
 
 Each sample keeps its own time, step size, PI memory and accept / reject decision, and switches
 to the exact limit step onto ``t = 0`` when its own estimated limit error passes (the rule of
-``indiflow.controllers``). The control laws are ``Adaptive``'s, evaluated on ``(B,)`` tensors:
-the error norm and the limit-error estimate are ``Adaptive.error_norm`` / ``limit_errors``
-themselves; the PI law, the end-time proposal and the starting-step heuristic are vectorised
-twins of ``Adaptive.next_step``, ``propose_end`` and ``initial_step`` (those stay on Python
-floats, where they cost about 2 µs per step against about 100 µs for a tensor version), kept
-equal to them by the tests.
-
-It is a separate class rather than a flag on ``Adaptive`` so that code written for the
+``indiflow.controllers``). The error norm and the limit-error estimate are ``Adaptive``'s own;
+the PI law, the end-time proposal and the starting-step heuristic are vectorised twins of
+``Adaptive.next_step``, ``propose_end`` and ``initial_step`` (those stay on Python floats, about
+2 µs per step against 100 µs for tensors), kept equal to them by the tests. ``StepControl``
+holds one solve's memory and takes every decision on it: the loop of ``indiflow.per_sample``
+asks it once per round. A class apart from ``Adaptive``, so that code written for the
 batch-global controller (``isinstance(c, Adaptive)``) never runs it globally by mistake.
 """
 
@@ -21,6 +19,9 @@ import torch
 
 from indiflow._checks import expand_times
 from indiflow.controllers import Adaptive, nonfinite_field_error, scaled_rms, widen
+from indiflow.field import InDIField
+from indiflow.per_sample import Decision, scatter_rows, split
+from indiflow.solvers import StepResult
 
 
 def _rms(value: torch.Tensor) -> torch.Tensor:
@@ -85,6 +86,10 @@ class PerSampleAdaptive:
         shared = {f.name: getattr(self, f.name) for f in fields(Adaptive)}
         # Adaptive validates every shared argument and owns the control laws reused here.
         object.__setattr__(self, "base", Adaptive(**shared))
+
+    def start(self, y: torch.Tensor, error_order: int) -> StepControl:
+        """The control of one solve of ``y`` (every sample at ``t = 1``); no evaluation."""
+        return StepControl(self, y, error_order)
 
     def input_units(self, y: torch.Tensor) -> torch.Tensor | None:
         """``RMS(y_i)`` per sample when ``atol_relative``, else ``None``; synchronises once."""
@@ -192,3 +197,113 @@ def _check_finite_rows(value: torch.Tensor, where: str, t: torch.Tensor) -> None
         raise nonfinite_field_error(
             f"for sample {first} {where.format(t=f'{float(t[first]):.6g}')}"
         )
+
+
+# The first five fields of a ``Decision``: accepted, rejected, ended, evaluated, denoised.
+Verdict = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def _reject_or_raise(
+    err: torch.Tensor, step: StepResult, rows: torch.Tensor, t: torch.Tensor, s: torch.Tensor
+) -> torch.Tensor:
+    """Non-finite error norms: ``RuntimeError`` for a row whose values are NaN or inf, else
+    ``inf`` (a finite error against a zero tolerance: the step is rejected)."""
+    finite = torch.isfinite(step.x).flatten(1).all(1) & torch.isfinite(step.error).flatten(1).all(1)
+    blamed = ~torch.isfinite(err) & ~finite
+    if bool(blamed.any()):
+        j = int(blamed.nonzero()[0, 0])
+        raise nonfinite_field_error(
+            f"for sample {int(rows[j])} in the step from t = {float(t[j]):.6g} to "
+            f"s = {float(s[j]):.6g}"
+        )
+    return torch.where(torch.isfinite(err), err, torch.inf)
+
+
+class StepControl:
+    """One solve's per-sample memory (times, step sizes, PI memory) and its decisions.
+
+    ``begin`` plans the first round; ``decide`` judges each step and plans the next round. A
+    solver without first-same-as-last leaves ``F`` unknown at the accepted states; ``decide``
+    evaluates it there (one call), since the limit-step rule needs it.
+
+    Attributes:
+        t: ``(B,)`` float64 time of each sample's state (kept at the switch for the limit step).
+    """
+
+    def __init__(self, controller: PerSampleAdaptive, y: torch.Tensor, error_order: int) -> None:
+        self.controller, self.error_order = controller, error_order
+        self.units = controller.input_units(y)
+        nan = torch.full((y.shape[0],), float("nan"), dtype=torch.float64, device=y.device)
+        self.t, self.h = torch.ones_like(nan), nan.clone()
+        self.err_prev, self.t_prev = nan.clone(), nan.clone()
+        self.denoised_prev = torch.zeros_like(y)
+        self._rows, self._ends = torch.arange(0, device=y.device), nan[:0]
+
+    def _units(self, rows: torch.Tensor) -> torch.Tensor | None:
+        return None if self.units is None else self.units[rows]
+
+    def begin(self, field: InDIField, y: torch.Tensor, denoised: torch.Tensor) -> Decision:
+        """The first round from ``y`` at ``t = 1``, where ``F(y, 1) = denoised``; the step sizes
+        are ``first_step`` or the starting-step heuristic's (one evaluation: ``evaluated``)."""
+        c, rows = self.controller, torch.arange(y.shape[0], device=y.device)
+        evaluated = rows[:0]
+        if c.first_step is None:
+            deriv = field.derivative(1.0, y, denoised)
+            self.h = c.initial_steps(self.t, y, deriv, field, self.error_order, self.units)
+            evaluated = rows
+        else:
+            self.h = torch.full_like(self.t, min(c.first_step, c.max_step))
+        return self._plan((rows[:0], rows[:0], rows[:0], evaluated, None), rows, y, denoised)
+
+    def decide(
+        self, x: torch.Tensor, denoised: torch.Tensor, step: StepResult, field: InDIField
+    ) -> Decision:
+        """Judge the ``step`` of the last ``stepping`` samples from states ``x`` (where
+        ``F = denoised``) and plan the next round; ``RuntimeError`` if it holds NaN or inf."""
+        c, rows, s = self.controller, self._rows, self._ends
+        t = self.t[rows]
+        err = c.error_norms(step.error, x, step.x, self._units(rows)).detach().to(torch.float64)
+        if not bool(torch.isfinite(err).all()):
+            err = _reject_or_raise(err, step, rows, t, s)
+        self.h[rows] = c.next_steps(t - s, err, self.err_prev[rows], self.error_order)
+        ok, bad = split(err <= 1.0)
+        good = rows[ok]
+        self.err_prev[good], self.t_prev[good], self.t[good] = err[ok], t[ok], s[ok]
+        self.denoised_prev = scatter_rows(self.denoised_prev, good, denoised[ok])
+        x = scatter_rows(x, ok, step.x[ok])
+        moved = torch.zeros_like(err, dtype=torch.bool).index_fill(0, ok, True)
+        live = torch.ones_like(moved)
+        if c.t_end > 0.0:
+            live[ok] = s[ok] > c.t_end
+        stale, fresh = ok[:0], None
+        if step.denoised_next is not None:
+            denoised = scatter_rows(denoised, ok, step.denoised_next[ok])
+        elif bool((moved & live).any()):
+            stale = (moved & live).nonzero().flatten()
+            fresh = field.denoise(s[stale], x[stale])
+            denoised = scatter_rows(denoised, stale, fresh)
+        verdict = (ok, bad, rows[~live], rows[stale], fresh)
+        return self._plan(verdict, rows[live], x[live], denoised[live])
+
+    def _plan(
+        self, verdict: Verdict, rows: torch.Tensor, x: torch.Tensor, denoised: torch.Tensor
+    ) -> Decision:
+        """``verdict`` (the ``Decision``'s first five fields) and, for the unfinished ``rows``
+        (states ``x``, ``F = denoised``), the limit steps and where the other steps end."""
+        c, t = self.controller, self.t[rows]
+        switched = rows[:0]
+        if c.t_end == 0.0:
+            t_prev, den_prev = self.t_prev[rows], self.denoised_prev[rows]
+            limit = c.limit_errors(t, x, denoised, t_prev, den_prev, self._units(rows)).detach()
+            switch, keep = split(~torch.isnan(t_prev) & (limit <= c.switch_safety))
+            switched, rows, t = rows[switch], rows[keep], t[keep]
+        h, failure = self.h[rows], None
+        if bool((h < c.min_step).any()):
+            i = int(rows[h < c.min_step][0])
+            failure = RuntimeError(
+                f"the step size of sample {i} fell to {float(self.h[i]):.3g} < "
+                f"min_step={c.min_step} at t = {float(self.t[i]):.6g}; loosen rtol/atol "
+                "or lower min_step"
+            )
+        self._rows, self._ends = rows, c.propose_ends(t, h)
+        return Decision(*verdict, switched, rows, t, self._ends, failure)

@@ -241,3 +241,133 @@ def test_nelder_mead_stops_on_a_flat_simplex_and_finds_a_minimum() -> None:
 def test_empty_pilot_batch_is_refused() -> None:
     with pytest.raises(ValueError, match="pilot batch y is empty"):
         ind.design_grid(FIELD, ind.Euler(), PILOT[:0], 3, evaluations=10)
+
+
+def _message(exc: type[Exception], call) -> str:
+    with pytest.raises(exc) as info:
+        call()
+    return str(info.value)
+
+
+def test_design_grid_errors_name_what_was_received() -> None:
+    ref = exact_limit(PILOT)
+    euler = ind.Euler()
+
+    def design(**changes):
+        args = {"field": FIELD, "solver": euler, "y": PILOT, "steps": 5, "reference": ref}
+        return lambda: ind.design_grid(**{**args, **changes})
+
+    cases = [
+        (TypeError, design(field=regressor), "field must be an indiflow.InDIField, got function"),
+        (
+            TypeError,
+            design(solver="euler"),
+            "solver must be a solver object such as ind.Euler(), got 'euler'",
+        ),
+        (ValueError, design(steps=1), "steps must be >= 2, got 1"),
+        (ValueError, design(evaluations=9), "evaluations must be >= 10, got 9"),
+        (ValueError, design(min_gap=0.0), "min_gap must be > 0, got 0.0"),
+        (
+            ValueError,
+            design(min_gap=6.0),
+            "min_gap * steps must be < 30 (t_min >= e^-30), got 30.0",
+        ),
+        (TypeError, design(start=[1.0, 0.0]), "start must be a TimeGrid or None, got list"),
+        (
+            ValueError,
+            design(start=ind.TimeGrid.uniform(4)),
+            "start must run from 1 to 0 in steps = 5 steps, got 4 steps from 1.0 to 0.0",
+        ),
+        (
+            ValueError,
+            design(start=ind.TimeGrid([0.9, 0.7, 0.5, 0.3, 0.1, 0.0])),
+            "start must run from 1 to 0 in steps = 5 steps, got 5 steps from 0.9 to 0.0",
+        ),
+        (
+            ValueError,
+            design(start=ind.TimeGrid([1.0, 0.8, 0.6, 0.4, 0.2, 0.1])),
+            "start must run from 1 to 0 in steps = 5 steps, got 5 steps from 1.0 to 0.1",
+        ),
+        (
+            ValueError,
+            design(reference=ref[:3]),
+            "reference must be shaped like y (64, 2), got (3, 2)",
+        ),
+        (
+            ValueError,
+            design(y=PILOT[:0], reference=None),
+            "the pilot batch y is empty (shape (0, ...)); a grid is designed from the errors "
+            "on pilot inputs, so give it a representative batch of inputs",
+        ),
+    ]
+    for exc, call, message in cases:
+        assert _message(exc, call) == message
+
+
+PLAIN = ind.GridDesign(
+    ind.TimeGrid.uniform(5), "Euler()", 5, 5.0, 64, 0.1, "power(5, rho=1.0)", 0.2, 150
+)
+
+NOT_A_DESIGN = "not an indiflow grid design: expected format 'indiflow.GridDesign' version 1, "
+
+
+@pytest.mark.parametrize(
+    ("changes", "exc", "message"),
+    [
+        (
+            {"format": "other"},
+            ValueError,
+            NOT_A_DESIGN + "got format 'other' version 1",
+        ),
+        (
+            {"version": 2},
+            ValueError,
+            NOT_A_DESIGN + "got format 'indiflow.GridDesign' version 2",
+        ),
+        (
+            {"pilot_error": None},
+            ValueError,
+            "the grid design is missing the fields ['pilot_error']",
+        ),
+        ({"solver": 1}, TypeError, "solver must be a string, got int"),
+        ({"start": None}, TypeError, "start must be a string, got NoneType"),
+        ({"steps": "5"}, TypeError, "steps must be an int, got str: '5'"),
+        ({"steps": 0}, ValueError, "steps must be >= 1, got 0"),
+        ({"pilot_size": 0}, ValueError, "pilot_size must be >= 1, got 0"),
+        ({"objective_evaluations": -1}, ValueError, "objective_evaluations must be >= 0, got -1"),
+        ({"pilot_error": True}, TypeError, "pilot_error must be a number, got bool"),
+        ({"start_error": "0.2"}, TypeError, "start_error must be a number, got str"),
+        (
+            {"evaluations_per_sample": [5.0]},
+            TypeError,
+            "evaluations_per_sample must be a number, got list",
+        ),
+        ({"steps": 6}, ValueError, "steps = 6 does not match the grid's 5 steps"),
+    ],
+)
+def test_from_dict_errors_name_the_field_and_what_was_received(changes, exc, message) -> None:
+    data = {**PLAIN.to_dict(), **changes}
+    if changes == {"pilot_error": None}:
+        del data["pilot_error"]
+    assert _message(exc, lambda: ind.GridDesign.from_dict(data)) == message
+
+
+def test_from_dict_accepts_ints_for_numbers_and_round_trips() -> None:
+    data = {**PLAIN.to_dict(), "evaluations_per_sample": 5, "pilot_error": 0, "start_error": 1}
+    rebuilt = ind.GridDesign.from_dict(data)
+    assert [type(rebuilt.evaluations_per_sample), type(rebuilt.pilot_error)] == [float, float]
+    assert (rebuilt.evaluations_per_sample, rebuilt.pilot_error, rebuilt.start_error) == (
+        5.0,
+        0.0,
+        1.0,
+    )
+    assert ind.GridDesign.from_dict(PLAIN.to_dict()) == PLAIN
+    assert ind.GridDesign.from_json(PLAIN.to_json()) == PLAIN
+    assert (
+        _message(TypeError, lambda: ind.GridDesign.from_json(b"{}"))
+        == "from_json needs a JSON string, got bytes"
+    )
+    assert (
+        _message(TypeError, lambda: ind.GridDesign.from_dict([1.0]))
+        == "a grid design must be a dict, got list"
+    )

@@ -114,21 +114,73 @@ def test_mismatched_shapes_are_rejected() -> None:
         ind.indi_loss(lambda x_t, _t: x_t, x, torch.zeros(8, 3, dtype=torch.float64))
 
 
+def _message(error: pytest.ExceptionInfo) -> str:
+    return str(error.value)
+
+
 def test_bad_arguments_are_rejected() -> None:
     x, y = _pairs()
     f = lambda x_t, _t: x_t  # noqa: E731
-    with pytest.raises(TypeError, match=r"regressor must be callable"):
+    with pytest.raises(TypeError) as error:
         ind.indi_loss("net", x, y)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"x must be a torch.Tensor"):
+    assert _message(error) == "regressor must be callable as regressor(x_t, t), got str"
+    with pytest.raises(TypeError, match=r"^x must be a torch.Tensor, got ndarray"):
         ind.indi_loss(f, x.numpy(), y)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"interpolant must be an indiflow.Interpolant"):
+    with pytest.raises(TypeError) as error:
         ind.indi_loss(f, x, y, interpolant=ind.ConstantNoise(0.1))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"time_law must be a time law"):
+    assert _message(error) == "interpolant must be an indiflow.Interpolant, got ConstantNoise"
+    with pytest.raises(TypeError, match=r"^time_law must be a time law .* got str$"):
         ind.indi_loss(f, x, y, time_law="uniform")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"generator must be a torch.Generator"):
+    with pytest.raises(TypeError) as error:
         ind.indi_loss(f, x, y, generator=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"must return a tensor of the shape of x"):
-        ind.indi_loss(lambda x_t, _t: x_t[:, :1], x, y)
+    assert _message(error) == "generator must be a torch.Generator or None, got int"
+
+
+@pytest.mark.parametrize(
+    ("output", "got"),
+    [
+        (lambda x_t: x_t[:, :1], "(64, 1)"),
+        (lambda x_t: x_t[0], "(3,)"),
+        (lambda x_t: x_t.tolist(), "list"),
+        (lambda x_t: x_t.numpy(), "ndarray"),
+        (lambda x_t: None, "NoneType"),
+    ],
+)
+def test_regressor_output_must_be_a_tensor_shaped_like_x(output, got: str) -> None:
+    """A wrong shape and a non-tensor both get the ValueError naming what came back."""
+    x, y = _pairs()
+    with pytest.raises(ValueError) as error:
+        ind.indi_loss(lambda x_t, _t: output(x_t), x, y)
+    expected = f"regressor(x_t, t) must return a tensor of the shape of x (64, 3), got {got}"
+    assert _message(error) == expected
+
+
+@dataclass
+class RecordingTime:
+    """A law that records each request and returns ``t = 0.5`` (and never checks a generator)."""
+
+    calls: list
+
+    def sample(self, n, generator=None, *, dtype=None, device=None):
+        self.calls.append((n, generator, dtype, device))
+        return torch.full((n,), 0.5, dtype=dtype, device=device)
+
+
+def test_time_law_is_asked_for_the_batch_size_dtype_and_device_of_x() -> None:
+    x, y = _pairs(5, 2)
+    law = RecordingTime([])
+    g = torch.Generator().manual_seed(0)
+    ind.indi_loss(lambda x_t, _t: x_t, x, y, time_law=law, generator=g)
+    assert law.calls == [(5, g, torch.float64, torch.device("cpu"))]
+
+
+def test_generator_is_checked_before_a_user_time_law_draws() -> None:
+    """A user law may not validate the generator itself; indi_loss does, before any draw."""
+    x, y = _pairs(5, 2)
+    law = RecordingTime([])
+    with pytest.raises(TypeError, match=r"^generator must be a torch.Generator or None, got str$"):
+        ind.indi_loss(lambda x_t, _t: x_t, x, y, time_law=law, generator="seed")  # type: ignore[arg-type]
+    assert law.calls == []
 
 
 @pytest.mark.parametrize("shape", [(4,), ()])
@@ -155,6 +207,10 @@ def test_empty_batch_is_rejected_instead_of_nan() -> None:
         return x_t
 
     empty = torch.zeros(0, 3)
-    with pytest.raises(ValueError, match=r"x and y hold no samples \(shape \(0, 3\)\)"):
+    with pytest.raises(ValueError) as error:
         ind.indi_loss(regressor, empty, empty)
+    assert _message(error) == (
+        "x and y hold no samples (shape (0, 3)): the loss is a mean over the batch, so pass at "
+        "least one pair"
+    )
     assert not calls  # rejected before any draw or evaluation

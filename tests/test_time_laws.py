@@ -84,7 +84,7 @@ def _fake_rand(monkeypatch: pytest.MonkeyPatch, first: torch.Tensor) -> list[dic
     calls: list[dict] = []
 
     def rand(n, *, generator=None, dtype=None, device=None):
-        calls.append({"n": n, "generator": generator, "dtype": dtype})
+        calls.append({"n": n, "generator": generator, "dtype": dtype, "device": device})
         values = first if len(calls) == 1 else torch.ones(n, dtype=dtype)
         return values.to(dtype)
 
@@ -106,7 +106,10 @@ def test_uniform_draws_at_their_end_points_give_times_in_half_open_interval(
     g = torch.Generator().manual_seed(0)
     calls = _fake_rand(monkeypatch, u)
     t = law.sample(5, g, dtype=dtype)
-    assert calls[0] == {"n": 5, "generator": g, "dtype": dtype}
+    # One draw of u, plus the mixture's component pick in the same dtype, generator and device.
+    draw = {"n": 5, "generator": g, "dtype": dtype, "device": None}
+    pick = {**draw, "device": torch.device("cpu")}
+    assert calls == ([draw, pick] if isinstance(law, ind.MixtureTime) else [draw])
     assert t.dtype == dtype and bool(((t > 0) & (t <= 1)).all()), t
     uniform = torch.tensor([1.0, eps / 2, eps / 2, 0.5, 1.0], dtype=dtype)
     # The power law maps its uniform draw by t = v^(1/(k + 1)) (its law is checked above).
@@ -132,25 +135,74 @@ def test_default_dtype_is_torch_default() -> None:
     assert ind.UniformTime().sample(4).dtype == torch.get_default_dtype()
 
 
+@pytest.mark.parametrize("law", LAWS, ids=repr)
+def test_draws_land_on_the_requested_device(law: ind.TimeLaw) -> None:
+    """``device`` reaches every draw: on the meta device nothing is computed, only placed."""
+    t = law.sample(3, dtype=torch.float64, device="meta")
+    assert t.device == torch.device("meta") and t.shape == (3,) and t.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("make", "attr", "given", "stored"),
+    [
+        (ind.MixtureTime, "a", torch.tensor(2.0), 2.0),
+        (ind.MixtureTime, "a", 3, 3.0),
+        (ind.PowerTime, "k", torch.tensor(0.5, dtype=torch.float64), 0.5),
+        (ind.PowerTime, "k", 2, 2.0),
+    ],
+)
+def test_parameters_are_stored_as_python_floats(make, attr, given, stored) -> None:
+    law = make(given)
+    assert type(getattr(law, attr)) is float and getattr(law, attr) == stored
+    assert law == make(stored)  # equal (and hashable alike) whatever form the value came in
+
+
+@pytest.mark.parametrize("law", [*LAWS, ind.MixtureTime(0.25)], ids=repr)
+def test_check_time_law_returns_the_law_itself(law: ind.TimeLaw) -> None:
+    assert ind.time_laws.check_time_law(law) is law
+
+
+def test_check_time_law_accepts_any_object_with_sample() -> None:
+    class Fixed:
+        def sample(self, n, generator=None, *, dtype=None, device=None):
+            return torch.full((n,), 0.5, dtype=dtype, device=device)
+
+    law = Fixed()
+    assert ind.time_laws.check_time_law(law) is law
+
+
+@pytest.mark.parametrize(("bad", "name"), [("uniform", "str"), (42, "int"), (None, "NoneType")])
+def test_check_time_law_rejects_objects_without_sample(bad: object, name: str) -> None:
+    message = (
+        "time_law must be a time law such as indiflow.UniformTime(), MixtureTime(a) or "
+        f"PowerTime(k) (an object with .sample(n, generator)), got {name}"
+    )
+    with pytest.raises(TypeError) as info:
+        ind.time_laws.check_time_law(bad)
+    assert str(info.value) == message
+
+
 @pytest.mark.parametrize("a", [0.0, -1.0])
 def test_mixture_rejects_nonpositive_a(a: float) -> None:
-    with pytest.raises(ValueError, match=r"MixtureTime a must be > 0"):
+    with pytest.raises(ValueError, match=rf"^MixtureTime a must be > 0, got {a}$"):
         ind.MixtureTime(a)
 
 
 def test_power_rejects_negative_k() -> None:
-    with pytest.raises(ValueError, match=r"PowerTime k must be >= 0"):
+    with pytest.raises(ValueError, match=r"^PowerTime k must be >= 0, got -0.5$"):
         ind.PowerTime(-0.5)
 
 
 def test_laws_reject_bad_arguments() -> None:
-    with pytest.raises(TypeError, match=r"MixtureTime a must be a real number"):
+    with pytest.raises(TypeError, match=r"^MixtureTime a must be a real number, got str: '1'$"):
         ind.MixtureTime("1")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"n must be >= 0"):
+    with pytest.raises(TypeError, match=r"^PowerTime k must be a real number, got bool: True$"):
+        ind.PowerTime(True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^n must be >= 0, got -1$"):
         ind.UniformTime().sample(-1)
-    with pytest.raises(TypeError, match=r"n must be an int"):
+    with pytest.raises(TypeError, match=r"^n must be an int, got float: 2.5$"):
         ind.PowerTime(1.0).sample(2.5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"generator must be a torch.Generator"):
+    with pytest.raises(TypeError, match=r"^generator must be a torch.Generator or None, got int$"):
         ind.MixtureTime(1.0).sample(3, generator=0)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"floating-point dtype"):
+    with pytest.raises(TypeError, match=r"^dtype must be a floating-point dtype, got torch.int64$"):
         ind.UniformTime().sample(3, dtype=torch.int64)
