@@ -4,6 +4,10 @@
   ``H = I``, sigma 1 (the setting of the issue's anchor figures);
 * ``ring_mixing``: exact posterior mean of a ring of 8 Gaussian modes (radius 1, std 0.1) seen
   through a general 2x2 ``H`` (a rotation with anisotropic gain), sigma 0.3;
+* ``random_modes``: 6 modes with random means, full covariances and weights (seed 11),
+  ``H = I``, sigma 0.7; ``random_modes_h``: 5 such modes (seed 12) seen through a random
+  ``H = 0.8 I + 0.3 N(0, I)`` (seed 13), sigma 0.2. The seeds are fixed; the design code sees
+  these fields only through their regressor;
 * ``toy_mlp``: an ``indiflow.nets.ToyMLP`` (velocity parametrisation ``F = x_t - t v``) trained
   here with the L2 InDI loss on the ``four_modes`` pairs (or loaded from a checkpoint this
   script wrote before).
@@ -84,7 +88,7 @@ class SharedTimeOracle2D:
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if not bool((t == t[0]).all()):
             return self.oracle(x_t, t)
-        tau = float(t[0])
+        tau = t[0].to(DT)  # a tensor, so that the oracle stays differentiable in t
         a = (1 - tau) * torch.eye(2, dtype=DT) + tau * self.h
         s = a @ self.covs @ a.mT + (tau * self.sigma) ** 2 * torch.eye(2, dtype=DT)
         det = s[:, 0, 0] * s[:, 1, 1] - s[:, 0, 1] * s[:, 1, 0]
@@ -104,6 +108,27 @@ def ring_mixing_oracle() -> ind.oracles.PosteriorMean:
     prior = ind.oracles.GaussianMixture(means, torch.full((8,), 0.1, dtype=DT))
     h = torch.tensor([[1.0, 0.4], [-0.2, 0.5]], dtype=DT)
     return ind.oracles.PosteriorMean(prior, ind.oracles.LinearDegradation(h, 0.3))
+
+
+def random_mixture_oracle(
+    seed: int, modes: int, h: torch.Tensor | None, sigma: float
+) -> ind.oracles.PosteriorMean:
+    """Exact ``E[x | x_t]`` of a mixture drawn with ``seed``: means uniform on
+    ``[-1.2, 1.2]^2``, full covariances ``A A^T + 0.002 I`` with ``A ~ 0.12 N(0, I)``, weights
+    uniform on ``[0.2, 1.2]`` (normalised); ``y = H x + sigma n``."""
+    g = torch.Generator().manual_seed(seed)
+    means = 2.4 * torch.rand(modes, 2, generator=g, dtype=DT) - 1.2
+    a = 0.12 * torch.randn(modes, 2, 2, generator=g, dtype=DT)
+    covs = a @ a.mT + 0.002 * torch.eye(2, dtype=DT)
+    weights = torch.rand(modes, generator=g, dtype=DT) + 0.2
+    prior = ind.oracles.GaussianMixture(means, covs, weights / weights.sum())
+    return ind.oracles.PosteriorMean(prior, ind.oracles.LinearDegradation(h, sigma))
+
+
+def random_h(seed: int) -> torch.Tensor:
+    """``0.8 I + 0.3 N(0, I)`` drawn with ``seed``: a general, well-conditioned 2x2 operator."""
+    g = torch.Generator().manual_seed(seed)
+    return 0.8 * torch.eye(2, dtype=DT) + 0.3 * torch.randn(2, 2, generator=g, dtype=DT)
 
 
 def train_toy_mlp(
@@ -146,8 +171,7 @@ def train_toy_mlp(
     model = model.double().eval().requires_grad_(False)
 
     def regressor(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return model(x_t, t)
+        return model(x_t, t)  # no_grad-free: the solver design back-propagates through it
 
     return regressor  # type: ignore[return-value]
 
@@ -184,11 +208,18 @@ def make_problem(
 ) -> Problem:
     """Field ``name`` with test (seed 0), pilot (seed 1) and held-out (seed 2) inputs."""
     four = four_modes_oracle()
-    if name == "four_modes":
-        oracle, regressor = four, four
-        text = "exact E[x|x_t], 4 Gaussian modes (±1,±1), std 0.1, H = I, sigma = 1"
-    elif name == "ring_mixing":
-        oracle = ring_mixing_oracle()
+    oracles = {
+        "four_modes": (four, "exact E[x|x_t], 4 Gaussian modes (±1,±1), std 0.1, H = I, sigma = 1"),
+        "ring_mixing": (ring_mixing_oracle(), "exact E[x|x_t], ring of 8 modes (r 1, std 0.1), "
+                        "H = [[1,.4],[-.2,.5]], sigma 0.3"),
+        "random_modes": (random_mixture_oracle(11, 6, None, 0.7), "exact E[x|x_t], 6 random "
+                         "modes (seed 11: random means, full covariances, weights), H = I, "
+                         "sigma 0.7"),
+        "random_modes_h": (random_mixture_oracle(12, 5, random_h(13), 0.2), "exact E[x|x_t], 5 "
+                           "random modes (seed 12), random H = 0.8 I + 0.3 N (seed 13), sigma 0.2"),
+    }  # fmt: skip
+    if name in oracles:
+        oracle, text = oracles[name]
         regressor = SharedTimeOracle2D(oracle)
         probe = oracle.sample_pairs(256, generator=torch.Generator().manual_seed(3))[1]
         for tau in (1.0, 0.5, 0.1, 1e-3):
@@ -196,7 +227,6 @@ def make_problem(
             gap = float((regressor(probe, times) - oracle(probe, times)).abs().max())
             if gap > 1e-12:
                 raise RuntimeError(f"the fast oracle differs from the library's by {gap:.2e}")
-        text = "exact E[x|x_t], ring of 8 modes (r 1, std 0.1), H = [[1,.4],[-.2,.5]], sigma 0.3"
     elif name == "toy_mlp":
         oracle = four
         regressor = train_toy_mlp(four, train_steps, 0, checkpoint, max_freq)

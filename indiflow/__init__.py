@@ -29,6 +29,7 @@ from indiflow import param
 
 # --- multistep, per-sample stepping, grid design, backends ---
 from indiflow.grid_design import GridDesign, design_grid
+from indiflow.solver_design import SolverDesign, design_solver
 from indiflow.multistep import ExpMultistep2, ExpMultistep3, ExpMultistep4, MultistepState
 from indiflow import backends
 from indiflow.per_sample import PerSampleSolution
