@@ -1,6 +1,7 @@
 """indiflow restore: solver and grid names, option checks, output planning, and real runs."""
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -429,3 +430,106 @@ def test_cuda_without_a_gpu_is_a_clean_error(monkeypatch, tmp_path, capsys):
     argv = ["evaluate", "--gt", gt, "--pred", gt, "--device", "cuda"]
     status, _, err = run_cli(argv, capsys)
     assert status == 2 and "indiflow: error: --device cuda was asked for" in err
+
+
+# --- solver designs (indiflow.SolverDesign files) as --grid ---
+
+
+def save_solver_design(path, solver, grid):
+    design = ind.SolverDesign(
+        grid=grid,
+        solver=solver,
+        steps=grid.steps,
+        loss_power=2.0,
+        pilot_size=4,
+        pilot_error=0.1,
+        pilot_loss=0.1,
+        start="given",
+        start_error=0.2,
+        start_loss=0.2,
+        iterations=3,
+        evaluations=30,
+        gradient_evaluations=12,
+    )
+    path.write_text(design.to_json())
+    return path
+
+
+def designed_solver():
+    """ExpMultistep3 on the nodes 1, 0.5, 0.1, 0 with the network at 0.9, 0.45, 0.08, 0."""
+    from indiflow.designed_solver import DesignedSolver
+
+    return DesignedSolver(ind.ExpMultistep3(), (1.0, 0.5, 0.1, 0.0), (0.9, 0.45, 0.08, 0.0))
+
+
+def test_a_solver_design_gives_its_grid_and_its_solver(tmp_path):
+    from indiflow.cli.schedule import build_solver
+
+    solver = designed_solver()
+    grid = ind.TimeGrid(solver.evaluation_times)
+    path = save_solver_design(tmp_path / "s.json", solver, grid)
+    for text in (str(path), f"design:{path}"):
+        spec = parse_grid(text)
+        assert spec.kind == "design" and spec.solver == solver
+        assert build_controller(spec, None, False, 1e-3, 1e-6) == ind.FixedSteps(grid)
+        assert build_solver(spec, None) == solver
+        assert build_solver(spec, "exp_multistep3") == solver  # names the design's base
+    with pytest.raises(ValueError, match="--steps 5 contradicts the grid design"):
+        build_controller(spec, 5, False, 1e-3, 1e-6)
+
+
+def test_a_solver_named_against_a_solver_design_is_refused(tmp_path):
+    from indiflow.cli.schedule import build_solver
+
+    plain = parse_grid(
+        str(save_solver_design(tmp_path / "p.json", ind.Heun(), ind.TimeGrid.uniform(3)))
+    )
+    assert build_solver(plain, None) == ind.Heun() == build_solver(plain, "heun")
+    with pytest.raises(ValueError, match=r"--solver euler contradicts the solver design .*Heun;"):
+        build_solver(plain, "euler")
+    coefs = save_solver_design(tmp_path / "c.json", designed_solver(), ind.TimeGrid.uniform(3))
+    message = "ExpMultistep3 with designed coefficients; leave out --solver"
+    with pytest.raises(ValueError, match=message):
+        build_solver(parse_grid(str(coefs)), "exp_multistep4")
+
+
+def test_grid_designs_and_named_grids_carry_no_solver(tmp_path):
+    from indiflow.cli.schedule import build_solver
+
+    grid_design = parse_grid(str(save_design(tmp_path / "g.json", ind.TimeGrid.uniform(3))))
+    for spec in (grid_design, parse_grid("power:2")):
+        assert spec.solver is None
+        assert build_solver(spec, None) == ind.Euler()
+        assert build_solver(spec, "heun") == ind.Heun()
+
+
+def test_a_broken_solver_design_file(tmp_path):
+    path = save_solver_design(tmp_path / "s.json", ind.Heun(), ind.TimeGrid.uniform(3))
+    data = json.loads(path.read_text())
+    bad = {
+        "missing": {k: v for k, v in data.items() if k != "iterations"},
+        "foreign": {**data, "solver": {"class": "os.path.join", "args": {}}},
+        "unknown": {**data, "solver": {"class": "indiflow.no_such_module.Heun", "args": {}}},
+    }
+    for name, content in bad.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(content))
+        with pytest.raises(argparse.ArgumentTypeError, match=r"or indiflow\.SolverDesign"):
+            parse_grid(f"design:{path}")
+    with pytest.raises(argparse.ArgumentTypeError, match="does not exist"):
+        parse_grid(f"design:{tmp_path / 'none.json'}")
+
+
+def test_restore_with_a_solver_design(checkpoint, inputs, tmp_path, capsys):
+    solver = designed_solver()
+    grid = ind.TimeGrid(solver.evaluation_times)
+    design = save_solver_design(tmp_path / "s.json", solver, grid)
+    out = tmp_path / "out"
+    argv = ["restore", "--checkpoint", checkpoint, "--input", inputs, "--output", out]
+    status, stdout, err = run_cli([*argv, "--batch", "2", "--grid", design], capsys)
+    assert status == 0, err
+    assert "the design's solver" in stdout
+    expected = expected_outputs(checkpoint, inputs, 2, 0, solver, ind.FixedSteps(grid))
+    check_outputs(out, expected)
+    status, _, err = run_cli([*argv, "--grid", design, "--solver", "heun"], capsys)
+    assert status == 2 and "--solver heun contradicts the solver design" in err

@@ -25,6 +25,7 @@ from indiflow.cli.schedule import (
     SOLVERS,
     GridSpec,
     build_controller,
+    build_solver,
     parse_grid,
     solver_names_with_error_estimate,
 )
@@ -39,7 +40,8 @@ a PNG named like its input into --output.
 The default is Algorithm 1 of the paper: euler on the uniform grid of {DEFAULT_STEPS} steps.
 --steps N picks the number of steps, --grid the spacing (uniform, power:RHO with RHO > 1
 concentrating steps near t = 0, log_uniform:TMIN, or a JSON file saved from
-indiflow.GridDesign.to_json()), --solver the integrator; --adaptive replaces the grid by
+indiflow.GridDesign.to_json() or indiflow.SolverDesign.to_json(), the latter with its own
+solver), --solver the integrator; --adaptive replaces the grid by
 error control, each image taking its own steps (default solver {DEFAULT_ADAPTIVE_SOLVER}).
 --tile T evaluates the network on T x T tiles overlapping by --overlap pixels inside every
 step, so each step still sees the whole image. Images of one size go through in batches of
@@ -157,7 +159,6 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             )
     elif args.rtol is not None or args.atol is not None:
         parser.error("--rtol and --atol apply to --adaptive only")
-    args.solver = args.solver or "euler"
     args.grid = args.grid or GridSpec("uniform", text="uniform")
     if (args.overlap is not None or args.tile_batch is not None) and args.tile is None:
         parser.error("--overlap and --tile-batch apply to tiled restoration only; add --tile T")
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     rtol = 1e-3 if args.rtol is None else args.rtol
     atol = 1e-6 if args.atol is None else args.atol
     controller = build_controller(args.grid, args.steps, args.adaptive, rtol, atol)
-    solver = SOLVERS[args.solver]()
+    solver = build_solver(args.grid, args.solver)
     inputs = list_inputs(args.input)
     outputs = plan_outputs(inputs, args.output, args.overwrite)
     device = pick_device(args.device)
@@ -231,4 +232,5 @@ def describe(args: argparse.Namespace, noise: object) -> str:
     steps = "adaptive steps" if args.adaptive else f"{args.grid.text} grid"
     if not args.adaptive and args.grid.kind != "design":
         steps = f"{DEFAULT_STEPS if args.steps is None else args.steps} steps, " + steps
-    return f"{args.solver}, {steps}, start noise {noise!r}"
+    solver = args.solver or ("the design's solver" if args.grid.solver else "euler")
+    return f"{solver}, {steps}, start noise {noise!r}"
