@@ -63,7 +63,7 @@ FIELDS = (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
-    add("--checkpoint", default="/work/runs/shared/sr4_cpu_step1500.pt")
+    add("--checkpoint", default="sr4_photos_cpu", help="checkpoint, weights file or shipped name")
     add("--out", type=Path, default=Path("runs/image_designs"))
     add("--budgets", type=int, nargs="+", default=[5, 10])
     add("--pilot", type=int, default=4, help="pilot patches")
