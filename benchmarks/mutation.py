@@ -13,10 +13,16 @@ mutant that was not detected is written to ``<out>/<module>.survivors.txt`` and 
 
 Not part of CI: a module takes minutes (each mutant runs the module's tests once).
 
+``--in-process`` keeps mutmut's generation step but judges all mutants of a module in one
+interpreter (``benchmarks/_mutation_inprocess.py``: pytest collects the tests once, mutants are
+switched through mutmut's ``MUTANT_UNDER_TEST``, and each runs only the tests that reach its
+function, until the first failure), which removes mutmut's per-mutant process start-up.
+
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/mutation.py indiflow/time_laws.py indiflow/grid.py
     OMP_NUM_THREADS=1 python benchmarks/mutation.py            # every module in MODULE_TESTS
+    OMP_NUM_THREADS=1 python benchmarks/mutation.py --in-process indiflow/grid.py
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+IN_PROCESS_JUDGE = Path(__file__).resolve().parent / "_mutation_inprocess.py"
 
 # Module (file, or package directory) -> the test files that target it.
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
@@ -68,6 +75,8 @@ _STATUS_BY_EXIT_CODE: dict[int | None, str] = {
     None: "not checked",
 }
 _UNDETECTED = ("survived", "no tests", "suspicious", "not checked")
+# In-process statuses as the mutmut exit codes that `_STATUS_BY_EXIT_CODE` maps back.
+_EXIT_CODE_BY_STATUS = {"killed": 1, "survived": 0, "no tests": 33, "timeout": 36}
 _COPIED = ("indiflow", "tests", "pyproject.toml")
 
 
@@ -124,6 +133,33 @@ def _statuses(work: Path, module: str) -> dict[str, str]:
     return result
 
 
+def _judge_in_process(work: Path, module: str, tests: tuple[str, ...], env: dict[str, str]) -> None:
+    """Generate and judge the mutants in one interpreter; store the results in mutmut's .meta."""
+    result_path = work / "inprocess.json"
+    done = subprocess.run(
+        [sys.executable, str(IN_PROCESS_JUDGE), module, str(result_path), "--", *tests],
+        cwd=work,
+        env=env,
+        check=False,
+    )
+    result = json.loads(result_path.read_text("utf-8")) if result_path.exists() else {}
+    if done.returncode != 0 or "statuses" not in result:
+        raise RuntimeError(
+            f"in-process judging failed on {module} (exit {done.returncode}): "
+            f"{result.get('error', 'no result written')}"
+        )
+    if not result["clean_after_mutants"]:
+        print(f"warning: a test of {module} fails with no mutant after the mutant loop", flush=True)
+    target = work / "mutants" / module
+    metas = sorted(target.rglob("*.py.meta")) if target.is_dir() else [Path(f"{target}.meta")]
+    for meta in metas:
+        data = json.loads(meta.read_text("utf-8"))
+        codes = data["exit_code_by_key"]
+        for name in codes:
+            codes[name] = _EXIT_CODE_BY_STATUS[result["statuses"][name]]
+        meta.write_text(json.dumps(data), "utf-8")
+
+
 def _show(mutmut: str, work: Path, name: str, env: dict[str, str]) -> str:
     shown = subprocess.run(
         [mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False
@@ -131,27 +167,40 @@ def _show(mutmut: str, work: Path, name: str, env: dict[str, str]) -> str:
     return shown.stdout.strip() or shown.stderr.strip()
 
 
-def run_module(module: str, out: Path, max_children: int) -> dict[str, object]:
-    """Mutate one module in a temporary copy; return its counts and write its survivors."""
-    tests = MODULE_TESTS[module]
+def run_module(
+    module: str,
+    out: Path,
+    max_children: int,
+    in_process: bool = False,
+    deselect: tuple[str, ...] = (),
+) -> dict[str, object]:
+    """Mutate one module in a temporary copy; return its counts and write its survivors.
+
+    ``deselect``: test ids (or id prefixes) left out of the judging, for tests too slow to run
+    once per mutant; they are passed to pytest as ``--deselect`` and listed in the summary.
+    """
+    tests = MODULE_TESTS[module] + tuple(f"--deselect={test}" for test in deselect)
     mutmut = _mutmut_executable()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="indiflow-mutation-") as tmp:
         work = Path(tmp)
         _prepare_copy(work, module, tests)
-        done = subprocess.run(
-            [mutmut, "run", "--max-children", str(max_children)],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"mutmut failed on {module} (exit {done.returncode}):\n{done.stderr[-3000:]}"
+        if in_process:
+            _judge_in_process(work, module, tests, env)
+        else:
+            done = subprocess.run(
+                [mutmut, "run", "--max-children", str(max_children)],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"mutmut failed on {module} (exit {done.returncode}):\n{done.stderr[-3000:]}"
+                )
         statuses = _statuses(work, module)
         undetected = sorted(n for n, s in statuses.items() if s in _UNDETECTED)
         diffs = [_show(mutmut, work, name, env) for name in undetected]
@@ -167,6 +216,7 @@ def run_module(module: str, out: Path, max_children: int) -> dict[str, object]:
     survivors.write_text("\n\n".join(diffs) + "\n" if diffs else "", "utf-8")
     return {
         "module": module,
+        "mode": "in-process" if in_process else "mutmut",
         "tests": list(tests),
         "mutants": len(statuses),
         **counts,
@@ -188,6 +238,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutation")
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant workers")
+    parser.add_argument(
+        "--deselect",
+        action="append",
+        default=[],
+        metavar="TEST_ID",
+        help="leave a test (id or id prefix) out of the judging; repeatable",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="judge the mutants in one interpreter (benchmarks/_mutation_inprocess.py)",
+    )
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULE_TESTS]
     if unknown:
@@ -207,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header, flush=True)
     rows = []
     for module in args.modules:
-        row = run_module(module, args.out, args.max_children)
+        row = run_module(module, args.out, args.max_children, args.in_process, tuple(args.deselect))
         rows.append(row)
         print(
             f"{module:<28} {row['mutants']:>7} {row['killed']:>6} {row['survived']:>8} "

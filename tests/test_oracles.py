@@ -28,6 +28,8 @@ from indiflow.oracles import (
     gaussian_posterior_mean,
     gaussian_trajectory,
 )
+from indiflow.oracles._spectral import psd_spectrum, spectral_rtol
+from indiflow.oracles.posterior import _no_density
 
 DT = torch.float64
 SIGMA = 0.6
@@ -633,3 +635,261 @@ def test_posterior_mean_is_batch_independent(problem):
     pm = PosteriorMean(GaussianMixture(means, covs, weights), LinearDegradation(h, sigma), noise)
     rows = torch.cat([pm(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
     torch.testing.assert_close(pm(x, t), rows, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Tolerances of the covariance checks
+
+
+def test_spectral_tolerance_is_100_dim_eps_of_the_dtype():
+    assert spectral_rtol(torch.float32, 3) == 300.0 * torch.finfo(torch.float32).eps
+    assert spectral_rtol(torch.float64, 2) == 200.0 * torch.finfo(torch.float64).eps
+
+
+def test_symmetry_check_is_relative_to_the_largest_entry():
+    # max |C| = 100: an asymmetry of 10 rtol is rounding (< rtol * 100), one of 1000 rtol is not;
+    # only component 1 is asymmetric, and the message names it.
+    rtol = spectral_rtol(DT, 2)
+    near = torch.tensor([[100.0, 1.0], [1.0 + 10 * rtol, 50.0]], dtype=DT)
+    far = torch.tensor([[100.0, 1.0], [1.0 + 1000 * rtol, 50.0]], dtype=DT)
+    spectrum = psd_spectrum("covs", torch.stack([near, near]))
+    assert not bool(spectrum.degenerate.any())
+    with pytest.raises(ValueError) as info:
+        psd_spectrum("covs", torch.stack([near, far]))
+    asym = float(far[1, 0] - far[0, 1])
+    assert str(info.value) == (
+        f"covs[1] is not symmetric: max |C - C^T| = {asym:.3g} for max |C| = 100; "
+        "pass (C + C.mT) / 2 if the asymmetry is rounding"
+    )
+
+
+def test_eigenvalue_checks_are_relative_to_the_largest_entry():
+    # max |C| = 100: an eigenvalue of -10 rtol is rounding (accepted, singular), one of +10 rtol
+    # is still singular to working precision; -0.1 is indefinite, with this exact message.
+    rtol = spectral_rtol(DT, 2)
+    rounding = torch.diag(torch.tensor([100.0, -10 * rtol], dtype=DT))
+    tiny = torch.diag(torch.tensor([100.0, 10 * rtol], dtype=DT))
+    regular = torch.diag(torch.tensor([100.0, 1.0], dtype=DT))
+    spectrum = psd_spectrum("covs", torch.stack([rounding, tiny, regular]))
+    assert spectrum.degenerate.tolist() == [True, True, False]
+    assert spectrum.eigvals[0].tolist() == [0.0, 100.0]
+    indefinite = torch.diag(torch.tensor([1.0, -0.1], dtype=DT))
+    with pytest.raises(ValueError) as info:
+        psd_spectrum("covs", torch.stack([regular, indefinite]))
+    assert str(info.value) == (
+        "covs[1] is not positive semi-definite: its smallest eigenvalue is -0.1 < 0; a "
+        "covariance must be symmetric with eigenvalues >= 0 (build it as L @ L.mT, or pass "
+        "standard deviations instead)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# LinearDegradation, exactly
+
+
+def test_degradation_matrix_in_the_requested_dtype_and_device():
+    deg = LinearDegradation(None, 1)
+    assert type(deg.sigma) is float and deg.sigma == 1.0
+    eye = deg.matrix(3, DT, torch.device("cpu"))
+    assert eye.dtype == DT and torch.equal(eye, torch.eye(3, dtype=DT))
+    assert deg.matrix(3, DT, torch.device("meta")).device.type == "meta"
+    h = torch.tensor(H_GENERAL, dtype=DT)
+    general = LinearDegradation(h, 0.1)
+    assert general.matrix(2, torch.float32, torch.device("cpu")).dtype == torch.float32
+    assert general.matrix(2, DT, torch.device("meta")).device.type == "meta"
+    with pytest.raises(ValueError) as info:
+        general.matrix(3, DT, torch.device("cpu"))
+    assert str(info.value) == "H is (2, 2) but the states have D = 3"
+
+
+def test_degradation_apply_is_h_x_plus_sigma_times_the_next_normal_draw():
+    x = torch.tensor([[-0.0, 1.0, 2.0], [3.0, -4.0, 0.5]], dtype=DT)
+    # The identity copies x exactly (the sign of -0.0 included), for (B, D) states too.
+    same = LinearDegradation(None, 0.0).apply(x)
+    assert torch.equal(same, x) and bool(torch.signbit(same[0, 0]))
+    noisy = LinearDegradation(None, 0.7).apply(x, torch.Generator().manual_seed(3))
+    draw = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=DT)
+    assert torch.equal(noisy, x + 0.7 * draw)
+    # H in float64 acts on float32 states in float32.
+    h = torch.tensor([[0.8, 0.3, 0.0], [-0.4, 0.6, 0.0], [0.0, 0.0, 1.0]], dtype=DT)
+    x32 = x.float()
+    assert torch.equal(LinearDegradation(h, 0.0).apply(x32), x32 @ h.float().mT)
+    # sigma = 0 draws nothing from the generator, and a bad generator is refused anyway.
+    g = torch.Generator().manual_seed(5)
+    LinearDegradation(h, 0.0).apply(x, g)
+    assert torch.equal(
+        torch.rand(2, generator=g), torch.rand(2, generator=torch.Generator().manual_seed(5))
+    )
+    for sigma in (0.0, 0.5):
+        with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+            LinearDegradation(None, sigma).apply(x, generator=0)
+    assert LinearDegradation(None, 0.5).apply(x.to("meta")).device.type == "meta"
+
+
+# --------------------------------------------------------------------------------------------
+# GaussianMixture construction, exactly
+
+
+def test_mixture_construction_messages_and_uniform_weights():
+    means = torch.zeros(3, 2, dtype=DT)
+    uniform = GaussianMixture(means, 1.0)
+    assert uniform.weights.dtype == DT and uniform.weights.tolist() == [1 / 3] * 3
+    cases = [
+        (
+            TypeError,
+            "x",
+            None,
+            "covs must be a float std, a (K,) tensor of stds or a (K, D, D) tensor of "
+            "covariances, got str",
+        ),
+        (
+            TypeError,
+            torch.ones(3, dtype=torch.int64),
+            None,
+            "covs must be a floating-point tensor, got dtype torch.int64",
+        ),
+        (
+            ValueError,
+            1.0,
+            torch.tensor([1.0, math.nan, 1.0], dtype=DT),
+            "weights holds NaN or infinite values; clean or clamp it before solving",
+        ),
+    ]
+    for exc, covs, weights, message in cases:
+        with pytest.raises(exc) as info:
+            GaussianMixture(means, covs, weights)
+        assert str(info.value) == message
+
+
+def test_mixture_weights_are_normalised_in_the_dtype_of_the_means():
+    means = torch.zeros(3, 2, dtype=DT)
+    prior = GaussianMixture(means, 1.0, torch.tensor([1.0, 2.0, 1.0]))
+    assert prior.weights.dtype == DT and prior.weights.tolist() == [0.25, 0.5, 0.25]
+    with pytest.raises(ValueError) as info:
+        GaussianMixture(means, 1.0, torch.tensor([1.0, 0.0, 1.0], dtype=DT))
+    assert str(info.value) == (
+        "weights must all be > 0, got min 0; drop components you want to give weight 0"
+    )
+
+
+@pytest.mark.parametrize("shape", [(0, 2), (2, 0), (2,)])
+def test_mixture_means_shape_message(shape):
+    with pytest.raises(ValueError) as info:
+        GaussianMixture(torch.zeros(shape, dtype=DT), 1.0)
+    assert str(info.value) == (
+        f"means must have shape (K, D) with K, D >= 1, got {shape}; "
+        "for a single mode in D dimensions pass mean[None]"
+    )
+
+
+def test_mixture_to_converts_every_parameter():
+    prior = make_prior("full").to(torch.float32)
+    assert [a.dtype for a in (prior.means, prior.covs, prior.weights)] == [torch.float32] * 3
+
+
+def test_mixture_log_weights_are_log_w_minus_log_of_their_float64_sum():
+    means = torch.zeros(3, 2, dtype=DT)
+    prior = GaussianMixture(means, 1.0, torch.tensor([0.1, 0.2, 0.3], dtype=DT))
+    w = prior.weights
+    assert float(w.sum()) != 1.0  # the subtraction is visible at rounding level
+    assert torch.equal(prior.arrays(DT, torch.device("cpu")).log_weights, w.log() - w.sum().log())
+
+
+def test_mixture_sample_is_mean_plus_factor_times_the_next_normal_draws():
+    prior = make_prior("full")
+    x = prior.sample(7, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    k = torch.multinomial(prior.weights, 7, replacement=True, generator=g)
+    z = torch.randn((7, 2), generator=g, dtype=DT)
+    factor = prior.arrays(DT, torch.device("cpu")).factor
+    expected = prior.means[k] + (factor[k] @ z[:, :, None])[:, :, 0]
+    torch.testing.assert_close(x, expected, rtol=1e-15, atol=1e-15)
+
+
+def test_mixture_log_prob_messages_and_dtype():
+    prior = make_prior("full")
+    assert prior.log_prob(torch.zeros(3, 2)).dtype == torch.float32
+    cases = [
+        (TypeError, [1.0], "x must be a torch.Tensor, got list; wrap arrays with torch.as_tensor"),
+        (
+            ValueError,
+            torch.zeros(3, dtype=DT),
+            "x must have at least 2 dimension(s) (batch first), got shape (3,)",
+        ),
+    ]
+    for exc, x, message in cases:
+        with pytest.raises(exc) as info:
+            prior.log_prob(x)
+        assert str(info.value) == message
+    # One singular component among regular ones is enough to have no density.
+    covs = torch.stack([torch.eye(2, dtype=DT), torch.zeros(2, 2, dtype=DT), torch.eye(2)])
+    one_dirac = GaussianMixture(prior.means, covs.to(DT))
+    with pytest.raises(ValueError) as info:
+        one_dirac.log_prob(torch.zeros(3, 2, dtype=DT))
+    assert str(info.value) == (
+        "log_prob is undefined: component 1 has a singular covariance (a Dirac mode or a "
+        "rank-deficient C_k), so the mixture has no density; give every component a "
+        "positive-definite covariance"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# PosteriorMean messages, exactly
+
+
+def test_no_density_message_names_the_fix_for_each_cause():
+    head = "x_t has no density at t = 0.5: S_k = A_t C_k A_t^T + r_t^2 I of component 2 "
+    assert str(_no_density(0.5, 2, 0.0, DT)) == (
+        head + "is singular in torch.float64 (r_t^2 = 0); there is no noise, so give the "
+        "degradation sigma > 0 or add a noise schedule, or avoid the t where "
+        "A_t = (1 - t) I + t H is singular"
+    )
+    assert str(_no_density(0.5, 2, 1e-20, torch.float32)) == (
+        head + "is singular in torch.float32 (r_t^2 = 1e-20); r_t^2 is below torch.float32's "
+        "resolution of S_k: compute in float64 or use a larger t"
+    )
+    assert str(_no_density(0.5, 2, 1e-40, DT)) == (
+        head + "is singular in torch.float64 (r_t^2 = 1e-40); r_t^2 is below float64's "
+        "resolution of S_k: use a larger t or more noise"
+    )
+
+
+def test_posterior_mean_construction_messages():
+    prior, deg = make_prior("full"), LinearDegradation(None, SIGMA)
+    h3 = LinearDegradation(torch.eye(3, dtype=DT), SIGMA)
+    no_noise = (make_prior("dirac"), LinearDegradation(None, 0.0), None)
+    cases = [
+        (
+            (None, deg, None),
+            TypeError,
+            "prior must be an indiflow.oracles.GaussianMixture, got NoneType",
+        ),
+        (
+            (prior, 1.0, None),
+            TypeError,
+            "degradation must be an indiflow.oracles.LinearDegradation, got float",
+        ),
+        (
+            (prior, deg, 0.3),
+            TypeError,
+            "noise must be None, indiflow.ConstantNoise(eps) or indiflow.BrownianNoise(eps0), "
+            "got float",
+        ),
+        (
+            (prior, h3, None),
+            ValueError,
+            "H has shape (3, 3) but the prior lives in D = 2 dimensions; H must be (D, D)",
+        ),
+        (
+            no_noise,
+            ValueError,
+            "x_t has no density for any t: component 0 has a singular covariance (a Dirac mode "
+            "or a rank-deficient C_k) and there is no noise (sigma = 0 and no noise schedule). "
+            "Give the degradation sigma > 0, add ConstantNoise / BrownianNoise, or give every "
+            "component a positive-definite covariance",
+        ),
+    ]
+    for args, exc, message in cases:
+        with pytest.raises(exc) as info:
+            PosteriorMean(*args)
+        assert str(info.value) == message

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import indiflow as ind
+from indiflow.per_sample import check_arguments, scatter_rows, solve_per_sample, split
 from indiflow.per_sample_adaptive import StepControl
 from indiflow.solvers import StepResult
 
@@ -210,3 +211,58 @@ def test_max_steps_bounds_each_sample_attempts_limit_step_included(t_end):
     first = int((sol.sample_accepted + sol.sample_rejected).argmax())
     with pytest.raises(RuntimeError, match=rf"sample {first} reached max_steps={most - 1} at t"):
         ind.solve(FIELD, ind.Heun(), y, ctrl, max_steps=most - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop's helpers and argument checks, exactly
+
+
+def test_split_keeps_batch_order_on_both_sides():
+    mask = torch.rand(5000, generator=torch.Generator().manual_seed(0)) < 0.5
+    true, false = split(mask)
+    assert torch.equal(true, mask.nonzero().flatten())
+    assert torch.equal(false, (~mask).nonzero().flatten())
+
+
+def test_scatter_rows_writes_in_the_target_dtype_out_of_place():
+    target = torch.zeros(3, dtype=torch.float64)
+    out = scatter_rows(target, torch.tensor([2, 0]), torch.tensor([1.5, 2.5]))
+    assert out.dtype == torch.float64 and out.tolist() == [2.5, 0.0, 1.5]
+    assert target.tolist() == [0.0, 0.0, 0.0]
+
+
+class _StepWithoutOrder:
+    def step(self) -> None:
+        """A ``step`` but no ``order``: not a solver."""
+
+
+class _NoErrorOrder(_StepWithoutOrder):
+    order = 2
+
+
+def test_check_arguments_messages():
+    wrong = _StepWithoutOrder()
+    with pytest.raises(TypeError) as info:
+        check_arguments(wrong)
+    assert str(info.value) == (
+        "solver must be a solver object such as ind.Heun() or ind.DormandPrince() (not a "
+        f"string or a class), got {wrong!r}"
+    )
+    for solver, name in ((ind.Euler(), "Euler"), (_NoErrorOrder(), "_NoErrorOrder")):
+        with pytest.raises(ValueError) as info:
+            check_arguments(solver)
+        assert str(info.value) == (
+            f"{name} has no error estimate, so it cannot be used with PerSampleAdaptive; use a "
+            "solver with an embedded estimate such as ind.Heun(), ind.BogackiShampine() or "
+            "ind.DormandPrince()"
+        )
+
+
+def test_solve_per_sample_defaults_and_counter_dtypes():
+    # Called directly: no trajectories unless asked; the per-sample counters are int64.
+    y = torch.tensor([[0.3, -0.2], [1.0, 0.5]], dtype=torch.float64)
+    field = ind.InDIField(lambda x, t: 0.5 * x)
+    out = solve_per_sample(field, ind.Heun(), y, ind.PerSampleAdaptive(rtol=1e-2, atol=1e-4))
+    assert out.trajectories is None
+    counters = (out.sample_nfe, out.sample_accepted, out.sample_rejected)
+    assert [c.dtype for c in counters] == [torch.int64] * 3
