@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from indiflow.cli.restore import resolve_checkpoint
     from indiflow.training import export_weights
 
-    if args.output.exists() and args.output.is_dir():
+    if args.output.is_dir():
         parser.error(f"OUT {str(args.output)!r} is a folder; give a file name such as model.pt")
     checkpoint = resolve_checkpoint(args.checkpoint)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -139,14 +139,28 @@ def check_checkpoint(state: object, path: str | os.PathLike[str]) -> None:
     path = Path(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an indiflow training checkpoint")
-    if not isinstance(state.get("version"), int) or state["version"] > VERSION:
+    check_version_and_keys(state, path, "checkpoint", VERSION, REQUIRED_KEYS)
+
+
+def check_version_and_keys(
+    state: dict[str, Any],
+    path: str | os.PathLike[str],
+    what: str,
+    version: int,
+    keys: tuple[str, ...],
+) -> None:
+    """Raise ``CheckpointError`` unless ``state`` has an int version <= ``version`` and ``keys``.
+
+    ``what`` names the kind of file in the messages (``"checkpoint"``, ``"weights file"``).
+    """
+    if not isinstance(state.get("version"), int) or state["version"] > version:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has version {state.get('version')!r}; this indiflow "
-            f"reads versions up to {VERSION}: upgrade indiflow"
+            f"{what} {str(path)!r} has version {state.get('version')!r}; this indiflow "
+            f"reads versions up to {version}: upgrade indiflow"
         )
-    missing = [key for key in REQUIRED_KEYS if key not in state]
+    missing = [key for key in keys if key not in state]
     if missing:
-        raise CheckpointError(f"checkpoint {str(path)!r} lacks the key(s) {', '.join(missing)}")
+        raise CheckpointError(f"{what} {str(path)!r} lacks the key(s) {', '.join(missing)}")
 
 
 def list_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:

@@ -20,6 +20,7 @@ import torch
 from indiflow.training.checkpoint import (
     CheckpointError,
     check_checkpoint,
+    check_version_and_keys,
     load_checkpoint,
     read_torch_file,
     save_checkpoint,
@@ -27,6 +28,7 @@ from indiflow.training.checkpoint import (
 
 WEIGHTS_FORMAT = "indiflow.weights"
 WEIGHTS_VERSION = 1
+WEIGHTS_KEYS = ("step", "ema", "config")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -96,7 +98,7 @@ def read_restoration_state(
     path = resolve_weights(path)
     state = read_torch_file(path, map_location)
     if isinstance(state, dict) and state.get("format") == WEIGHTS_FORMAT:
-        _check_weights(state, path)
+        check_version_and_keys(state, path, "weights file", WEIGHTS_VERSION, WEIGHTS_KEYS)
         if not ema:
             raise ValueError(
                 f"{str(path)!r} is a weights file and holds only the EMA weights; drop the "
@@ -109,14 +111,3 @@ def read_restoration_state(
     weights = state["ema" if ema else "model"]
     weights = {n: t.float() if t.is_floating_point() else t for n, t in weights.items()}
     return weights, state["config"]
-
-
-def _check_weights(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    if not isinstance(state.get("version"), int) or state["version"] > WEIGHTS_VERSION:
-        raise CheckpointError(
-            f"weights file {str(path)!r} has version {state.get('version')!r}; this indiflow "
-            f"reads versions up to {WEIGHTS_VERSION}: upgrade indiflow"
-        )
-    missing = [key for key in ("step", "ema", "config") if key not in state]
-    if missing:
-        raise CheckpointError(f"weights file {str(path)!r} lacks the key(s) {', '.join(missing)}")
