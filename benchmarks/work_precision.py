@@ -100,11 +100,19 @@ def indiflow_jobs(max_evals: int, tols: tuple[float, ...]) -> list[Job]:
 
 
 def measured(job: Job, problem: Problem, x: torch.Tensor, evals: float) -> Run:
-    rms, worst = errors(x, problem.reference)
+    rms, worst, trimmed = errors(x, problem.reference)
     labels = {"field": problem.name, "library": job.library, "method": job.method}
     labels.update(grid=job.grid, param=job.param)
     blank = dict.fromkeys(("pilot_rms", "design_evals", "design_backward", "design_seconds"), "")
-    return {**labels, "evals": evals, "rms": rms, "max": worst, "inputs": "test", **blank}
+    return {
+        **labels,
+        "evals": evals,
+        "rms": rms,
+        "max": worst,
+        "rms99": trimmed,
+        "inputs": "test",
+        **blank,
+    }
 
 
 def machine_and_commit() -> tuple[str, str]:
@@ -123,11 +131,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--out", type=Path, default=Path("runs/bench/work_precision"))
     add("--fields", default=",".join(FIELDS), help="comma-separated subset of " + str(FIELDS))
     add("--samples", type=int, default=128, help="test inputs per field")
-    add("--pilot", type=int, default=2048, help="pilot inputs for grid design")
+    add("--pilot", type=int, default=8192, help="pilot inputs for grid design")
     add("--holdout", type=int, default=4096, help="held-out inputs to re-measure the winners")
     add("--design-evals", type=int, default=120, help="pilot solves per design per grid step")
     add("--design-steps", default="10,20", help="steps of the designed samplers")
-    add("--design-iterations", type=int, default=200, help="Adam steps of design_solver")
+    add("--design-iterations", type=int, default=1000, help="Adam steps of design_solver")
+    add("--design-batch", type=int, default=2048, help="pilot inputs per Adam step")
     add("--designs", default=None,
         help="comma-separated METHOD:KIND subset of _wp_designs.plan (default: all)")  # fmt: skip
     add("--nm-steps", default="10,20", help="steps of the Nelder-Mead designs")
@@ -147,6 +156,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.designs = None if args.designs is None else args.designs.split(",")
     if args.quick:
         args.pilot, args.holdout, args.design_evals = 256, 512, 30
+        args.design_iterations, args.design_batch = 50, 256
         args.design_steps, args.nm_steps, args.max_evals, args.tols = [5, 10], [10], 40, 3
     return args
 

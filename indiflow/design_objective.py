@@ -12,9 +12,11 @@ import math
 
 import torch
 
-from indiflow.designed_solver import decoupled_step
+from indiflow.controllers import FixedSteps
+from indiflow.designed_solver import DesignedSolver, decoupled_step
 from indiflow.field import InDIField
 from indiflow.grid import TimeGrid
+from indiflow.solve import solve
 from indiflow.solvers import Solver
 
 
@@ -99,3 +101,25 @@ class Adam:
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 m_hat, v_hat = m / (1 - b1**self.count), v / (1 - b2**self.count)
                 p.sub_(lr * m_hat / (v_hat.sqrt() + 1e-8))
+
+
+def measure_design(
+    field: InDIField, solver: Solver, grid: TimeGrid, y: torch.Tensor, ref: torch.Tensor, p: float
+) -> tuple[float, float, int]:
+    """``(L_p, RMS, evaluations)`` of ``solve`` on the whole pilot batch; inf if it blows up."""
+    try:
+        sol = solve(field, solver, y, FixedSteps(grid))
+    except RuntimeError:  # non-finite values on a candidate grid
+        return math.inf, math.inf, 0
+    loss = float(power_loss(sol.x, ref, p)) ** (1 / p)
+    rms = float((sol.x - ref).double().flatten(1).square().sum(dim=1).mean().sqrt())
+    return loss, rms, sol.stats.rows
+
+
+def design_candidate(
+    solver: Solver, taus: list[float], evals: list[float] | None
+) -> tuple[Solver, TimeGrid]:
+    """The solver and grid of a candidate: plain, or with decoupled regressor times."""
+    if evals is None:
+        return solver, TimeGrid(taus)
+    return DesignedSolver(solver, tuple(taus), tuple(evals)), TimeGrid(evals)

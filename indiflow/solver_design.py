@@ -45,13 +45,15 @@ from indiflow._checks import (
     check_positive,
     check_tensor,
 )
-from indiflow.controllers import Adaptive, FixedSteps
+from indiflow.controllers import Adaptive
 from indiflow.design_objective import (
     Adam,
     as_floats,
+    design_candidate,
     differentiable_solve,
     grid_nodes,
     grid_params,
+    measure_design,
     power_loss,
 )
 from indiflow.designed_solver import DesignedSolver, solver_from_data, solver_to_data
@@ -150,27 +152,6 @@ class SolverDesign:
         return cls.from_dict(json.loads(text))
 
 
-def _measure(
-    field: InDIField, solver: Solver, grid: TimeGrid, y: torch.Tensor, ref: torch.Tensor, p: float
-) -> tuple[float, float, int]:
-    """``(L_p, RMS, evaluations)`` of ``solve`` on the whole pilot batch; inf if it blows up."""
-    try:
-        sol = solve(field, solver, y, FixedSteps(grid))
-    except RuntimeError:  # non-finite values on a candidate grid
-        return math.inf, math.inf, 0
-    loss = float(power_loss(sol.x, ref, p)) ** (1 / p)
-    rms = float((sol.x - ref).double().flatten(1).square().sum(dim=1).mean().sqrt())
-    return loss, rms, sol.stats.rows
-
-
-def _candidate(
-    solver: Solver, taus: list[float], evals: list[float] | None
-) -> tuple[Solver, TimeGrid]:
-    if evals is None:
-        return solver, TimeGrid(taus)
-    return DesignedSolver(solver, tuple(taus), tuple(evals)), TimeGrid(evals)
-
-
 def design_solver(
     field: InDIField,
     solver: Solver,
@@ -253,7 +234,7 @@ def design_solver(
 
     def measure(s: Solver, grid: TimeGrid) -> tuple[float, float]:
         nonlocal spent
-        loss, rms, rows = _measure(field, s, grid, y, reference, loss_power)
+        loss, rms, rows = measure_design(field, s, grid, y, reference, loss_power)
         spent += rows
         return loss, rms
 
@@ -310,7 +291,7 @@ def design_solver(
         if (it + 1) % every == 0 or it + 1 == iterations:
             with torch.no_grad():
                 taus, evals = schedule()
-            candidate, grid = _candidate(
+            candidate, grid = design_candidate(
                 solver, as_floats(taus), None if evals is None else as_floats(evals)
             )
             loss_now, rms_now = measure(candidate, grid)
