@@ -40,8 +40,8 @@ from _pd_scores import Row, Scorer, image_rows, markdown_table, mean_rows, per_s
 from tqdm import tqdm
 
 import indiflow as ind
+from indiflow.cli.restore import resolve_checkpoint
 from indiflow.training import load_model
-from indiflow.training.checkpoint import newest_valid_checkpoint
 from indiflow.training.export import resolve_weights
 from indiflow.training.specs import build_degradation
 
@@ -79,14 +79,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """The newest valid checkpoint of a run folder, a shipped weights file by name, or ``path``."""
-    if not path.is_dir():
-        return resolve_weights(path)
-    found = newest_valid_checkpoint(path)
-    if found is None:
-        raise SystemExit(f"error: no valid step_*.pt checkpoint in {path}")
-    return found[0]
+def checkpoint_file(path: Path) -> Path:
+    """The newest valid checkpoint of a run folder, a shipped weights file by name, or ``path``.
+
+    The resolution of ``indiflow restore --checkpoint``.
+    """
+    try:
+        return resolve_checkpoint(resolve_weights(path))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def test_crops(config: object, size: int, limit: int | None) -> tuple[list[str], torch.Tensor]:
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = resolve_checkpoint(args.checkpoint)
+    checkpoint = checkpoint_file(args.checkpoint)
     model, noise, config = load_model(checkpoint)
     names, gt = test_crops(config, args.size, args.photos)
     degrade = build_degradation(config.data.degradation, config.data.noise_sigma)

@@ -129,5 +129,5 @@ def test_bad_options(flags, message, tmp_path, capsys):
 
 
 def test_folder_without_checkpoint(tmp_path):
-    with pytest.raises(SystemExit, match="no valid step"):
+    with pytest.raises(SystemExit, match=r"holds no valid checkpoint \(step_\*\.pt\)"):
         pd.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "out")])
