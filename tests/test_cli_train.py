@@ -130,3 +130,20 @@ def test_a_shipped_config_resolves_by_name(capsys):
     assert "sr4_photos_cpu" in shipped_configs()
     status, _, err = run_cli(["train", "sr4_photos_cpu", "--set", "train.stepz=1"], capsys)
     assert status == 2 and "stepz" in err and "no config file" not in err
+
+
+def test_a_diverging_run_is_one_line_with_status_1_and_keeps_its_checkpoint(
+    config, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    argv = ["train", config, "--out", out, "--set", "train.lr=1e30", "--set", "train.steps=6"]
+    status, _, err = run_cli(argv, capsys)
+    assert status == 1
+    assert "Traceback" not in err
+    assert re.search(
+        r"^indiflow: error: the training loss became NaN or infinite at step \d; training "
+        r"stopped\. The last good checkpoint is kept: .*step_0000000\d\.pt\. Lower train\.lr",
+        err,
+        re.MULTILINE,
+    )
+    assert list_checkpoints(out)

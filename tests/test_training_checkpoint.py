@@ -15,6 +15,7 @@ from indiflow.nets import UNet
 from indiflow.training import (
     EMA,
     CheckpointError,
+    TrainingDiverged,
     list_checkpoints,
     load_checkpoint,
     load_model,
@@ -195,7 +196,7 @@ def test_a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint(tmp_p
                 model.conv_in.weight.fill_(float("nan"))
 
     config = tiny_config("train.steps=8", "train.log_every=4")
-    with pytest.raises(RuntimeError, match=r"NaN or infinite at step 4.*step_00000002\.pt"):
+    with pytest.raises(TrainingDiverged, match=r"NaN or infinite at step 4.*step_00000002\.pt"):
         train(config, out_dir=tmp_path, on_step=poison)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002.pt"]
     assert torch.isfinite(state_of(list_checkpoints(tmp_path)[0])["model"]["conv_in.weight"]).all()

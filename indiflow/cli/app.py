@@ -43,20 +43,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bad options exit through argparse (a usage line and ``indiflow VERB: error: ...``, status
     2). Bad input found while running (a missing partner image, a malformed config, an
     unreadable checkpoint) is reported as ``indiflow: error: ...`` with status 2 and no
-    traceback, unless ``--traceback`` is given.
+    traceback, unless ``--traceback`` is given; so is a training run whose loss became NaN or
+    infinite (``TrainingDiverged``), with status 1.
 
     Raises:
-        SystemExit: with status 2 on any error (0 for ``--help`` and ``--version``).
+        SystemExit: with status 2 on bad input, 1 on a diverged training run (0 for
+            ``--help`` and ``--version``).
     """
+    from indiflow.training.loss import TrainingDiverged
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args, args.verb_parser)
-    except INPUT_ERRORS as error:
+    except (*INPUT_ERRORS, TrainingDiverged) as error:
         if args.traceback:
             raise
         print(f"indiflow: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        # A diverged run is a failed job (1), not a usage error (2).
+        raise SystemExit(1 if isinstance(error, TrainingDiverged) else 2) from None
     except KeyboardInterrupt:
         print("indiflow: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -30,6 +30,7 @@ from indiflow.training.config import (
 )
 from indiflow.training.ema import EMA
 from indiflow.training.export import export_weights, shipped_weights
+from indiflow.training.loss import TrainingDiverged
 from indiflow.training.sections import (
     Config,
     DataConfig,
@@ -47,6 +48,7 @@ __all__ = [
     "LossConfig",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "ValidationConfig",
     "apply_overrides",
     "config_to_dict",

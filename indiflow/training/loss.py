@@ -81,6 +81,11 @@ def shard_loss(
     return indi_loss(model, x, y, interpolant=Interpolant(), time_law=GivenTimes(t), norm=norm)
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the message names the step and the checkpoint
+    kept (the run resumes from it after a change of ``train.lr`` or ``train.grad_clip``)."""
+
+
 class NonFiniteWatch:
     """The first step whose loss was NaN or infinite, tracked on the device.
 
@@ -99,11 +104,11 @@ class NonFiniteWatch:
         torch.minimum(self.first, bad, out=self.first)
 
     def check(self, last_checkpoint: object) -> None:
-        """Raise ``RuntimeError`` naming the step and ``last_checkpoint`` if a loss went bad."""
+        """Raise ``TrainingDiverged`` naming the step and ``last_checkpoint`` if a loss went bad."""
         step = int(self.ctx.all_reduce(self.first.clone(), "min"))
         if step != self._NONE:
             kept = last_checkpoint if last_checkpoint is not None else "none was written yet"
-            raise RuntimeError(
+            raise TrainingDiverged(
                 f"the training loss became NaN or infinite at step {step}; training stopped. "
                 f"The last good checkpoint is kept: {kept}. Lower train.lr, set train.grad_clip "
                 "or check the data, then resume"
