@@ -46,16 +46,30 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "indiflow/grid.py": ("tests/test_grid.py",),
     "indiflow/losses.py": ("tests/test_losses.py",),
     "indiflow/interpolant.py": ("tests/test_interpolant.py",),
-    "indiflow/grid_design.py": ("tests/test_grid_design.py",),
+    "indiflow/grid_design.py": ("tests/test_grid_design.py", "tests/test_grid_design_mutants.py"),
     "indiflow/solvers.py": ("tests/test_solvers_exact.py",),
     "indiflow/controllers.py": ("tests/test_controllers_exact.py",),
-    "indiflow/per_sample.py": ("tests/test_per_sample.py", "tests/test_per_sample_control.py"),
+    "indiflow/per_sample.py": (
+        "tests/test_per_sample.py",
+        "tests/test_per_sample_control.py",
+        "tests/test_per_sample_mutants.py",
+    ),
     "indiflow/per_sample_adaptive.py": (
         "tests/test_per_sample.py",
         "tests/test_per_sample_control.py",
+        "tests/test_per_sample_mutants.py",
     ),
     "indiflow/multistep.py": ("tests/test_multistep_exact.py",),
-    "indiflow/oracles": ("tests/test_oracles.py",),
+    "indiflow/oracles": (
+        "tests/test_oracles_degradation.py",
+        "tests/test_oracles_mixture.py",
+        "tests/test_oracles_mixture_exact.py",
+        "tests/test_oracles_posterior.py",
+        "tests/test_oracles_posterior_errors.py",
+        "tests/test_oracles_properties.py",
+        "tests/test_oracles_spectral.py",
+        "tests/test_oracles_trajectory.py",
+    ),
 }
 
 # mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into our columns.

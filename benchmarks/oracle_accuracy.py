@@ -2,7 +2,7 @@
 
     python benchmarks/oracle_accuracy.py
 
-Reuses the priors, degradations and noise schedules of tests/test_oracles.py.
+Reuses the priors, degradations and noise schedules of tests/oracle_cases.py.
 """
 
 import math
@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 torch.set_num_threads(1)
-import test_oracles as T  # noqa: E402
+import oracle_cases as T  # noqa: E402
 
 from indiflow.oracles import GaussianMixture, LinearDegradation, PosteriorMean  # noqa: E402
 
