@@ -5,7 +5,8 @@ Two designers, both on the same pilot batch (seed 1) against the same tight pilo
 * ``NM``: ``ind.design_grid`` (Nelder–Mead on the grid, RMS objective), ``--design-evals`` pilot
   solves per grid step;
 * ``grad``: ``ind.design_solver`` (Adam through the solve, RMS objective), ``--design-iterations``
-  Adam steps on mini-batches of ``--design-batch`` pilot inputs (``small``: 200 steps on 256),
+  Adam steps on mini-batches of ``--design-batch`` pilot inputs (``small``: 200 steps on 256;
+  ``mid``: 1000 on 512),
   the grid alone, with the start time (``t0``) or with decoupled regressor times (``coef``).
 
 A design saved under ``designs/`` by an earlier run with the same settings is loaded instead
@@ -55,16 +56,18 @@ def run_fixed(solver: object, grid: ind.TimeGrid, problem: Problem) -> tuple[tor
 def plan(steps: list[int], nm_steps: list[int]) -> list[tuple[str, object, str, dict, list]]:
     """(method, solver, design, options, steps): what is designed for every field.
 
-    ``grad small`` is the cheap setting (200 Adam steps on mini-batches of 256) that the cost
-    target compares with Nelder–Mead; the others take ``--design-iterations`` steps on
-    mini-batches of ``--design-batch``.
+    ``grad small`` (200 Adam steps on mini-batches of 256) and ``grad mid`` (1000 on 512) are
+    the cheaper settings that the cost target compares with Nelder–Mead; the others take
+    ``--design-iterations`` steps on mini-batches of ``--design-batch``.
     """
     m4, euler = ind.ExpMultistep4(), ind.Euler()
     small = {"iterations": 200, "batch_size": 256}
+    mid = {"iterations": 1000, "batch_size": 512, "coefficients": True}
     return [
         ("ExpMultistep4", m4, "NM", {}, nm_steps),
         ("ExpMultistep4", m4, "grad small", small, nm_steps),
         ("ExpMultistep4", m4, "grad small coef", {**small, "coefficients": True}, nm_steps),
+        ("ExpMultistep4", m4, "grad mid coef", mid, nm_steps),
         ("ExpMultistep4", m4, "grad", {}, steps),
         ("ExpMultistep4", m4, "grad coef", {"coefficients": True}, steps),
         ("ExpMultistep4", m4, "grad t0", {"start_time": True}, steps),
