@@ -58,6 +58,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_per_sample.py",
         "tests/test_per_sample_control.py",
         "tests/test_per_sample_mutants.py",
+        "tests/test_per_sample_nonfinite.py",
     ),
     "indiflow/multistep.py": ("tests/test_multistep_exact.py",),
     "indiflow/oracles": (
