@@ -47,6 +47,12 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "indiflow/losses.py": ("tests/test_losses.py",),
     "indiflow/interpolant.py": ("tests/test_interpolant.py",),
     "indiflow/grid_design.py": ("tests/test_grid_design.py", "tests/test_grid_design_mutants.py"),
+    "indiflow/design_inputs.py": (
+        "tests/test_grid_design.py",
+        "tests/test_grid_design_mutants.py",
+        "tests/test_solver_design.py",
+    ),
+    "indiflow/design_record.py": ("tests/test_grid_design.py", "tests/test_solver_design.py"),
     "indiflow/solvers.py": ("tests/test_solvers_exact.py",),
     "indiflow/controllers.py": ("tests/test_controllers_exact.py",),
     "indiflow/per_sample.py": (

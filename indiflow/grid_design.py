@@ -33,12 +33,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from indiflow._checks import check_finite_tensor, check_int, check_positive, check_tensor
-from indiflow.controllers import Adaptive, FixedSteps
+from indiflow._checks import check_int
+from indiflow.controllers import FixedSteps
+from indiflow.design_inputs import check_min_gap, check_pilot, pilot_reference
+from indiflow.design_record import check_number, check_string, design_values, parse_json
 from indiflow.field import InDIField
 from indiflow.grid import TimeGrid
 from indiflow.solve import solve
-from indiflow.solvers import DormandPrince, Solver
+from indiflow.solvers import Solver
 
 FORMAT = "indiflow.GridDesign"
 VERSION = 1
@@ -83,28 +85,14 @@ class GridDesign:
     @classmethod
     def from_dict(cls, data: object) -> GridDesign:
         """Rebuild a design from ``to_dict``'s output; ``ValueError`` if it is not one."""
-        if not isinstance(data, dict):
-            raise TypeError(f"a grid design must be a dict, got {type(data).__name__}")
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError(
-                f"not an indiflow grid design: expected format {FORMAT!r} version {VERSION}, "
-                f"got format {data.get('format')!r} version {data.get('version')!r}"
-            )
-        expected = {f for f in cls.__dataclass_fields__}
-        missing = expected - data.keys()
-        if missing:
-            raise ValueError(f"the grid design is missing the fields {sorted(missing)}")
-        values = {name: data[name] for name in expected}
+        values = design_values(data, cls, "grid", FORMAT, VERSION)
         values["grid"] = TimeGrid(values["grid"])
         for name in ("solver", "start"):
-            if not isinstance(values[name], str):
-                raise TypeError(f"{name} must be a string, got {type(values[name]).__name__}")
+            values[name] = check_string(name, values[name])
         for name, minimum in (("steps", 1), ("pilot_size", 1), ("objective_evaluations", 0)):
             values[name] = check_int(name, values[name], minimum)
         for name in ("evaluations_per_sample", "pilot_error", "start_error"):
-            if isinstance(values[name], bool) or not isinstance(values[name], int | float):
-                raise TypeError(f"{name} must be a number, got {type(values[name]).__name__}")
-            values[name] = float(values[name])
+            values[name] = check_number(name, values[name])
         if values["steps"] != values["grid"].steps:
             raise ValueError(
                 f"steps = {values['steps']} does not match the grid's {values['grid'].steps} steps"
@@ -118,9 +106,7 @@ class GridDesign:
     @classmethod
     def from_json(cls, text: str) -> GridDesign:
         """Rebuild a design from ``to_json``'s output."""
-        if not isinstance(text, str):
-            raise TypeError(f"from_json needs a JSON string, got {type(text).__name__}")
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text))
 
 
 def _nelder_mead(
@@ -214,22 +200,9 @@ def design_grid(
     Returns:
         A ``GridDesign``, never worse on the pilot batch than the starting grid.
     """
-    if not isinstance(field, InDIField):
-        raise TypeError(f"field must be an indiflow.InDIField, got {type(field).__name__}")
-    if not callable(getattr(solver, "step", None)):
-        raise TypeError(f"solver must be a solver object such as ind.Euler(), got {solver!r}")
-    check_tensor("y", y, min_dim=2)
-    check_finite_tensor("y", y)
-    if y.shape[0] == 0:
-        raise ValueError(
-            "the pilot batch y is empty (shape (0, ...)); a grid is designed from the errors "
-            "on pilot inputs, so give it a representative batch of inputs"
-        )
-    steps = check_int("steps", steps, 2)
+    steps = check_pilot(field, solver, y, steps, "a grid")
     evaluations = check_int("evaluations", evaluations, 10)
-    min_gap = check_positive("min_gap", min_gap)
-    if min_gap * steps >= 30.0:
-        raise ValueError(f"min_gap * steps must be < 30 (t_min >= e^-30), got {min_gap * steps}")
+    min_gap = check_min_gap(min_gap, steps)
     if start is not None:
         if not isinstance(start, TimeGrid):
             raise TypeError(f"start must be a TimeGrid or None, got {type(start).__name__}")
@@ -238,14 +211,7 @@ def design_grid(
                 f"start must run from 1 to 0 in steps = {steps} steps, got {start.steps} steps "
                 f"from {start.ts[0]} to {start.ts[-1]}"
             )
-    if reference is None:
-        tight = Adaptive(rtol=1e-9, atol=1e-9)
-        reference = solve(field, DormandPrince(), y, tight, max_steps=100_000).x
-    check_tensor("reference", reference)
-    if reference.shape != y.shape:
-        raise ValueError(
-            f"reference must be shaped like y {tuple(y.shape)}, got {tuple(reference.shape)}"
-        )
+    reference = pilot_reference(field, y, reference)[0]
 
     def error(grid: TimeGrid) -> float:
         x = solve(field, solver, y, FixedSteps(grid)).x

@@ -39,13 +39,11 @@ from dataclasses import asdict, dataclass
 import torch
 
 from indiflow._checks import (
-    check_finite_tensor,
     check_generator,
     check_int,
     check_positive,
-    check_tensor,
 )
-from indiflow.controllers import Adaptive
+from indiflow.design_inputs import check_min_gap, check_pilot, pilot_reference
 from indiflow.design_objective import (
     Adam,
     as_floats,
@@ -56,12 +54,12 @@ from indiflow.design_objective import (
     measure_design,
     power_loss,
 )
+from indiflow.design_record import check_number, check_string, design_values, parse_json
 from indiflow.designed_solver import DesignedSolver, solver_from_data, solver_to_data
 from indiflow.field import InDIField
 from indiflow.grid import TimeGrid
 from indiflow.grid_design import START_RHOS
-from indiflow.solve import solve
-from indiflow.solvers import DormandPrince, Solver
+from indiflow.solvers import Solver
 
 FORMAT = "indiflow.SolverDesign"
 VERSION = 1
@@ -115,27 +113,14 @@ class SolverDesign:
     @classmethod
     def from_dict(cls, data: object) -> SolverDesign:
         """Rebuild a design from ``to_dict``'s output; ``ValueError`` if it is not one."""
-        if not isinstance(data, dict):
-            raise TypeError(f"a solver design must be a dict, got {type(data).__name__}")
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError(
-                f"not an indiflow solver design: expected format {FORMAT!r} version {VERSION}, "
-                f"got format {data.get('format')!r} version {data.get('version')!r}"
-            )
-        missing = set(cls.__dataclass_fields__) - data.keys()
-        if missing:
-            raise ValueError(f"the solver design is missing the fields {sorted(missing)}")
-        values = {name: data[name] for name in cls.__dataclass_fields__}
+        values = design_values(data, cls, "solver", FORMAT, VERSION)
         values["grid"] = TimeGrid(values["grid"])
         values["solver"] = solver_from_data(values["solver"])
-        if not isinstance(values["start"], str):
-            raise TypeError(f"start must be a string, got {type(values['start']).__name__}")
+        values["start"] = check_string("start", values["start"])
         for name in _COUNTS:
             values[name] = check_int(name, values[name], 0)
         for name in _NUMBERS:
-            if isinstance(values[name], bool) or not isinstance(values[name], int | float):
-                raise TypeError(f"{name} must be a number, got {type(values[name]).__name__}")
-            values[name] = float(values[name])
+            values[name] = check_number(name, values[name])
         if values["steps"] != values["grid"].steps:
             raise ValueError(f"steps = {values['steps']} but the grid has {values['grid'].steps}")
         return cls(**values)
@@ -147,9 +132,7 @@ class SolverDesign:
     @classmethod
     def from_json(cls, text: str) -> SolverDesign:
         """Rebuild a design from ``to_json``'s output."""
-        if not isinstance(text, str):
-            raise TypeError(f"from_json needs a JSON string, got {type(text).__name__}")
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text))
 
 
 def design_solver(
@@ -196,21 +179,13 @@ def design_solver(
     Returns:
         A ``SolverDesign``, never worse than the start by ``L_p`` on the pilot batch.
     """
-    if not isinstance(field, InDIField):
-        raise TypeError(f"field must be an indiflow.InDIField, got {type(field).__name__}")
-    if isinstance(solver, type | DesignedSolver) or not callable(getattr(solver, "step", None)):
+    steps = check_pilot(field, solver, y, steps, "a sampler")
+    if isinstance(solver, type | DesignedSolver):
         raise TypeError(f"solver must be a solver object such as ind.Euler(), got {solver!r}")
-    check_tensor("y", y, min_dim=2)
-    check_finite_tensor("y", y)
-    if y.shape[0] == 0:
-        raise ValueError("the pilot batch y is empty; give it a representative batch of inputs")
-    steps = check_int("steps", steps, 2)
     iterations = check_int("iterations", iterations, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     lr, loss_power = check_positive("lr", lr), check_positive("loss_power", loss_power)
-    min_gap = check_positive("min_gap", min_gap)
-    if min_gap * steps >= 30.0:
-        raise ValueError(f"min_gap * steps must be < 30 (t_min >= e^-30), got {min_gap * steps}")
+    min_gap = check_min_gap(min_gap, steps)
     for name, flag in (("start_time", start_time), ("coefficients", coefficients)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
@@ -222,14 +197,7 @@ def design_solver(
             f"start must have steps = {steps} steps and end at 0, got {start.steps} steps "
             f"ending at {start.ts[-1]}"
         )
-    spent = 0
-    if reference is None:
-        tight = Adaptive(rtol=1e-9, atol=1e-9)
-        sol = solve(field, DormandPrince(), y, tight, max_steps=100_000)
-        reference, spent = sol.x, sol.stats.rows
-    check_tensor("reference", reference)
-    if reference.shape != y.shape:
-        raise ValueError(f"reference must be shaped like y {tuple(y.shape)}, got {reference.shape}")
+    reference, spent = pilot_reference(field, y, reference)
     reference = reference.detach()
 
     def measure(s: Solver, grid: TimeGrid) -> tuple[float, float]:
