@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from butcher_tableaux import TABLEAUX
 
 import indiflow as ind
 from problems import GaussianProblem, RecordingRegressor, algorithm1, constant_regressor
@@ -123,37 +124,9 @@ def test_per_sample_times(solver):
         torch.testing.assert_close(res.x[i : i + 1], one.x, rtol=0, atol=1e-14)
 
 
-# Published Butcher tableaux (c, A, b, b_hat), written out independently of indiflow.solvers:
-# Heun with embedded Euler; Bogacki-Shampine 3(2); Dormand-Prince 5(4), both FSAL.
-_A_DP = [
-    [],
-    [1 / 5],
-    [3 / 40, 9 / 40],
-    [44 / 45, -56 / 15, 32 / 9],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-]
-PAIRS = {
-    "Heun": ((0, 1), [[], [1]], (1 / 2, 1 / 2), (1, 0)),
-    "BogackiShampine": (
-        (0, 1 / 2, 3 / 4, 1),
-        [[], [1 / 2], [0, 3 / 4], [2 / 9, 1 / 3, 4 / 9]],
-        (2 / 9, 1 / 3, 4 / 9, 0),
-        (7 / 24, 1 / 4, 1 / 3, 1 / 8),
-    ),
-    "DormandPrince": (
-        (0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1),
-        _A_DP,
-        (35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0),
-        (5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40),
-    ),
-}
-
-
 def embedded_pair(name, field, t, s, x):
     """Main and embedded results of the textbook k-form ``k_i = f(t + c_i h, x + h sum a k)``."""
-    c, a, b, b_hat = PAIRS[name]
+    c, a, b, b_hat = TABLEAUX[name]
     h, ks = s - t, []
     for c_i, row in zip(c, a, strict=True):
         x_i = x + h * sum((a_ij * k for a_ij, k in zip(row, ks, strict=False)), torch.zeros_like(x))

@@ -6,6 +6,7 @@ here is one step against a textbook formula written out independently of ``indif
 
 import pytest
 import torch
+from butcher_tableaux import TABLEAUX
 
 import indiflow as ind
 from indiflow.solvers import StepResult, _lincomb, limit_step
@@ -21,31 +22,6 @@ def nonlinear(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 FIELD = ind.InDIField(nonlinear)
 X = torch.tensor([[0.7, -1.2], [2.0, 0.1], [-0.4, 0.9]], dtype=torch.float64)
 
-# Butcher tableaux (c, A, b, b_hat) as published: Heun with embedded Euler,
-# Bogacki-Shampine 3(2) and Dormand-Prince 5(4).
-TABLEAUX = {
-    "Heun": ([0, 1], [[], [1]], [1 / 2, 1 / 2], [1, 0]),
-    "BogackiShampine": (
-        [0, 1 / 2, 3 / 4, 1],
-        [[], [1 / 2], [0, 3 / 4], [2 / 9, 1 / 3, 4 / 9]],
-        [2 / 9, 1 / 3, 4 / 9, 0],
-        [7 / 24, 1 / 4, 1 / 3, 1 / 8],
-    ),
-    "DormandPrince": (
-        [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1],
-        [
-            [],
-            [1 / 5],
-            [3 / 40, 9 / 40],
-            [44 / 45, -56 / 15, 32 / 9],
-            [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-            [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-            [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-        ],
-        [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
-        [5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40],
-    ),
-}
 RK = [ind.Heun(), ind.BogackiShampine(), ind.DormandPrince()]
 # Evaluations made by step() itself: (without, with) the error estimate.
 STEP_NFE = {"Heun": (1, 1), "BogackiShampine": (2, 3), "DormandPrince": (5, 6)}

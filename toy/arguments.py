@@ -10,6 +10,7 @@ same way with a ``ValueError`` naming the field.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -116,3 +117,41 @@ def config_from_namespace(
         return cls(**vars(args))
     except ValueError as error:
         parser.error(str(error))
+
+
+def parse_config(
+    cls: type[Config],
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str,
+    ranges: Mapping[str, Range],
+    choices: Mapping[str, Sequence[str]],
+) -> Config:
+    """Build ``cls`` (a config dataclass) from the command line, one option per field.
+
+    Field ``some_name`` becomes ``--some-name`` with the field's default: a ``bool`` field a
+    ``store_true`` switch; a ``str`` field takes ``choices[name]`` when given, and ``out`` must
+    be a :func:`folder`; every other field is numeric and parsed by its rule ``ranges[name]``,
+    whose description heads its help. A bad value exits with status 2 before any work.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
+        elif f.type == "str":
+            kind = folder if f.name == "out" else str
+            parser.add_argument(
+                flag,
+                type=kind,
+                default=f.default,
+                choices=choices.get(f.name),
+                help=f"(default: {f.default})",
+            )
+        else:  # every numeric setting has a rule
+            rule = ranges[f.name]
+            parser.add_argument(
+                flag, type=rule, default=f.default, help=f"{rule.describe()} (default: {f.default})"
+            )
+    return config_from_namespace(parser, cls, parser.parse_args(argv))

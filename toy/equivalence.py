@@ -24,7 +24,6 @@ to the oracle on held-out ``(x_t, t)``. Writes ``equivalence.png`` and ``metrics
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -38,7 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 import indiflow as ind
-from toy.arguments import Range, check_fields, config_from_namespace, folder
+from toy.arguments import Range, check_fields, parse_config
 from toy.data import Toy, get_toy
 
 # Toys with an exact oracle and H = I: the only setting where the score equivalence holds.
@@ -489,23 +488,14 @@ def summary(m: dict) -> str:
 
 def parse_args(argv: list[str] | None = None) -> EquivalenceConfig:
     """The config from the command line; a bad value exits with status 2 before any work."""
-    parser = argparse.ArgumentParser(
-        prog="python -m toy.equivalence", description=__doc__.split("\n\n")[0]
+    return parse_config(
+        EquivalenceConfig,
+        argv,
+        prog="python -m toy.equivalence",
+        description=__doc__.split("\n\n")[0],
+        ranges=EQUIVALENCE_RANGES,
+        choices=EQUIVALENCE_CHOICES,
     )
-    for f in dataclasses.fields(EquivalenceConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "str":
-            choices = EQUIVALENCE_CHOICES.get(f.name)
-            kind = folder if f.name == "out" else str
-            parser.add_argument(
-                flag, type=kind, default=f.default, choices=choices, help=f"(default: {f.default})"
-            )
-        else:  # every numeric setting has a rule
-            rule = EQUIVALENCE_RANGES[f.name]
-            parser.add_argument(
-                flag, type=rule, default=f.default, help=f"{rule.describe()} (default: {f.default})"
-            )
-    return config_from_namespace(parser, EquivalenceConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> dict:

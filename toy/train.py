@@ -14,7 +14,6 @@ uninterrupted one. Checkpoints are written atomically (temporary file, then ``os
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
@@ -26,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 import indiflow as ind
-from toy.arguments import Range, check_fields, config_from_namespace, folder
+from toy.arguments import Range, check_fields, parse_config
 from toy.data import TOYS, get_toy
 
 
@@ -255,25 +254,14 @@ def _comparable(cfg: TrainConfig) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """The config from the command line; a bad value exits with status 2 before any work."""
-    parser = argparse.ArgumentParser(
-        prog="python -m toy.train", description=__doc__.split("\n\n")[0]
+    return parse_config(
+        TrainConfig,
+        argv,
+        prog="python -m toy.train",
+        description=__doc__.split("\n\n")[0],
+        ranges=TRAIN_RANGES,
+        choices=TRAIN_CHOICES,
     )
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
-        elif f.type == "str":
-            choices = TRAIN_CHOICES.get(f.name)
-            kind = folder if f.name == "out" else str
-            parser.add_argument(
-                flag, type=kind, default=f.default, choices=choices, help=f"(default: {f.default})"
-            )
-        else:  # every numeric setting has a rule
-            rule = TRAIN_RANGES[f.name]
-            parser.add_argument(
-                flag, type=rule, default=f.default, help=f"{rule.describe()} (default: {f.default})"
-            )
-    return config_from_namespace(parser, TrainConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> TrainResult:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Protocol, runtime_checkable
 
 import torch
 
 from indiflow._checks import check_generator
+from indiflow._image_checks import check_image_tensor as check_image_tensor  # re-export
+from indiflow._image_checks import check_unit_image
 
 
 @runtime_checkable
@@ -23,44 +24,16 @@ class Degradation(Protocol):
     ) -> torch.Tensor: ...
 
 
-def check_image_tensor(name: str, x: object) -> torch.Tensor:
-    """Check that ``x`` is a non-empty floating ``(B, C, H, W)`` tensor (no value check)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}; "
-            "convert arrays with torch.as_tensor(...).permute(...) and divide 8-bit data by 255"
-        )
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}; "
-            "for 8-bit images use x.float() / 255"
-        )
-    if x.dim() != 4:
-        raise ValueError(
-            f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}; "
-            "add a batch dimension with x.unsqueeze(0) for a single (C, H, W) image"
-        )
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
-    return x
-
-
 def check_image(name: str, x: object) -> torch.Tensor:
     """Check the type and shape of ``x`` and that its values lie in ``[0, 1]``.
 
+    The checks and messages are those of :func:`indiflow._image_checks.check_unit_image`;
+    an out-of-range message also points to :class:`Compose` for chained degradations.
     Reads the minimum and maximum back from the device once.
     """
-    x = check_image_tensor(name, x)
-    low, high = (float(v) for v in torch.stack(torch.aminmax(x.detach())).tolist())
-    if math.isnan(low) or math.isnan(high):
-        raise ValueError(f"{name} holds NaN values; images must lie in [0, 1]")
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"{name} must have values in [0, 1], found min {low:.6g} and max {high:.6g}; "
-            "rescale 8-bit data by 1/255, clamp with x.clamp(0, 1), or chain degradations "
-            "with Compose (which checks only its input)"
-        )
-    return x
+    return check_unit_image(
+        name, x, range_advice=", or chain degradations with Compose (which checks only its input)"
+    )
 
 
 def check_odd_size(name: str, value: object, minimum: int) -> int:

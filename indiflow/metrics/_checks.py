@@ -9,41 +9,19 @@ from __future__ import annotations
 
 import torch
 
+from indiflow._image_checks import check_unit_image
+
 
 def check_image(name: str, value: object) -> torch.Tensor:
     """Return ``value`` if it is a float ``(B, C, H, W)`` tensor with values in [0, 1].
+
+    The checks and messages are those of :func:`indiflow._image_checks.check_unit_image`.
 
     Raises:
         TypeError: not a tensor, or not floating point.
         ValueError: wrong rank, an empty dimension, NaN, or a value outside [0, 1].
     """
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(value).__name__}; "
-            "convert arrays with torch.as_tensor(array).permute(...) to channels-first"
-        )
-    if not value.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor with values in [0, 1], got dtype "
-            f"{value.dtype}; convert 8-bit images with x.float() / 255"
-        )
-    if value.dim() != 4:
-        raise ValueError(
-            f"{name} must have rank 4 (B, C, H, W), got shape {tuple(value.shape)}; "
-            "add a batch dimension with x[None] for a single image"
-        )
-    if value.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
-    values = value.detach()
-    if bool(torch.isnan(values).any()):
-        raise ValueError(f"{name} holds NaN values; metrics need finite images in [0, 1]")
-    low, high = float(values.min()), float(values.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"{name} must have values in [0, 1], got values in [{low:.6g}, {high:.6g}]; "
-            "clamp with x.clamp(0, 1) or rescale 8-bit data with x / 255"
-        )
-    return value
+    return check_unit_image(name, value)
 
 
 def check_image_pair(x: object, ref: object) -> tuple[torch.Tensor, torch.Tensor]:
