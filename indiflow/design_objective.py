@@ -82,8 +82,9 @@ class Adam:
     stack (tens of seconds on a loaded machine) for a dozen scalars.
     """
 
-    def __init__(self, variables: list[torch.Tensor]) -> None:
+    def __init__(self, variables: list[torch.Tensor], scales: list[float] | None = None) -> None:
         self.variables = variables
+        self.scales = scales if scales is not None else [1.0] * len(variables)
         self.m = [torch.zeros_like(p) for p in variables]
         self.v = [torch.zeros_like(p) for p in variables]
         self.count = 0
@@ -94,13 +95,15 @@ class Adam:
         self.count += 1
         b1, b2 = 0.9, 0.999
         with torch.no_grad():
-            for p, g, m, v in zip(self.variables, grads, self.m, self.v, strict=True):
+            for p, g, m, v, scale in zip(
+                self.variables, grads, self.m, self.v, self.scales, strict=True
+            ):
                 if g is None:
                     continue
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 m_hat, v_hat = m / (1 - b1**self.count), v / (1 - b2**self.count)
-                p.sub_(lr * m_hat / (v_hat.sqrt() + 1e-8))
+                p.sub_(scale * lr * m_hat / (v_hat.sqrt() + 1e-8))
 
 
 def measure_design(

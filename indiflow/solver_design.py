@@ -14,6 +14,11 @@ Design variables, each optional beyond the first:
   (``start_time=True``); starting below 1 acts like a shrinkage of the first step;
 * per-node regressor times decoupled from the integration nodes (``coefficients=True``): the
   result is a ``DesignedSolver`` (see ``indiflow.designed_solver``), consistent by construction.
+  They are parametrised as offsets ``(dz, dv)`` added to the nodes' ``(z, v)`` and start at 0,
+  so a move of the grid carries them along, with their own, smaller learning rate
+  ``coefficient_lr``. Independent copies of ``(z, v)`` stalled on some fields: the gradients
+  with respect to the nodes and to the regressor times are nearly opposite, Adam moved the two
+  apart at full rate, and no checkpoint beat the start (benchmarks/README.md).
 
 Objective: the power mean ``L_p = (mean_i e_i^p)^(1/p)`` of the per-sample Euclidean errors
 ``e_i = |x_i - ref_i|``; ``p = 2`` (the default) is the RMS error, which a handful of pilot
@@ -147,6 +152,7 @@ def design_solver(
     batch_size: int = 256,
     start_time: bool = False,
     coefficients: bool = False,
+    coefficient_lr: float = 0.005,
     loss_power: float = 2.0,
     start: TimeGrid | None = None,
     min_gap: float = 0.01,
@@ -170,6 +176,7 @@ def design_solver(
             ``generator``); the whole batch when ``>= B``.
         start_time: also design the start time ``t_0`` in ``(0, 1]`` (else that of ``start``).
         coefficients: also design per-node regressor times (returns a ``DesignedSolver``).
+        coefficient_lr: Adam's initial learning rate on the regressor-time offsets (same decay).
         loss_power: ``p > 0`` of the objective; 2 (the default) is the RMS error.
         start: starting grid (``steps`` steps, ending at 0); ``None`` takes the best power
             grid ``(1 - i/n)^rho``, ``rho`` in ``START_RHOS``, by ``L_p`` on the pilot.
@@ -185,6 +192,7 @@ def design_solver(
     iterations = check_int("iterations", iterations, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     lr, loss_power = check_positive("lr", lr), check_positive("loss_power", loss_power)
+    coefficient_lr = check_positive("coefficient_lr", coefficient_lr)
     min_gap = check_min_gap(min_gap, steps)
     for name, flag in (("start_time", start_time), ("coefficients", coefficients)):
         if not isinstance(flag, bool):
@@ -226,18 +234,20 @@ def design_solver(
     variables = [z.requires_grad_(True)]
     if start_time:
         variables.append(v.requires_grad_(True))
+    scales = [1.0] * len(variables)
+    dz, dv = torch.zeros_like(z), torch.zeros_like(v)
     if coefficients:
-        z_eval, v_eval = z.detach().clone(), v.detach().clone()
-        variables += [z_eval.requires_grad_(True), v_eval.requires_grad_(True)]
+        variables += [dz.requires_grad_(True), dv.requires_grad_(True)]
+        scales += [coefficient_lr / lr] * 2
 
     def schedule() -> tuple[list[float | torch.Tensor], list[float | torch.Tensor] | None]:
         taus = grid_nodes(z, v if start_time else None, min_gap)
         if not start_time:
             taus = [fixed_t0, *(t * fixed_t0 for t in taus[1:-1]), 0.0]
-        evals = grid_nodes(z_eval, v_eval, min_gap) if coefficients else None
+        evals = grid_nodes(z + dz, v + dv, min_gap) if coefficients else None
         return taus, evals
 
-    adam = Adam(variables)
+    adam = Adam(variables, scales)
     best = (start_loss, start_error, solver, start)
     backward = 0
     every = max(1, math.ceil(iterations / CHECKS))

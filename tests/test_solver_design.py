@@ -72,6 +72,21 @@ def test_beats_uniform_and_power_grids_on_held_out_inputs(
         assert rms(d.solver, d.grid, HELD_OUT) < 0.2 * best_rival
 
 
+def test_regressor_times_move_with_the_nodes_unless_given_their_own_rate() -> None:
+    """The regressor times are offsets from the nodes: frozen offsets keep them on the nodes
+    (the start time's ``1e-4`` floor aside), while the nodes move as without coefficients."""
+    plain = design(iterations=12)
+    frozen = design(iterations=12, coefficients=True, coefficient_lr=1e-12)
+    assert isinstance(frozen.solver, DesignedSolver) and plain.grid.ts != plain.start
+    nodes, evals = frozen.solver.times, frozen.solver.evaluation_times
+    assert_close(torch.tensor(evals), torch.tensor(nodes), rtol=2e-4, atol=0.0)
+    assert_close(torch.tensor(nodes), torch.tensor(plain.grid.ts), rtol=1e-4, atol=0.0)
+    free = design(iterations=12, coefficients=True, coefficient_lr=0.1)
+    gap = max(abs(a / b - 1) for a, b in zip(free.solver.evaluation_times[:-1],
+                                              free.solver.times[:-1], strict=True))  # fmt: skip
+    assert gap > 1e-2
+
+
 def test_deterministic_with_a_generator() -> None:
     a, b = design(iterations=8), design(iterations=8)
     assert a == b
@@ -124,6 +139,7 @@ def test_from_dict_rejects_what_is_not_a_design(decoupled: ind.SolverDesign) -> 
         ({"steps": 4.0}, TypeError, "steps must be an int"),
         ({"iterations": 0}, ValueError, "iterations"),
         ({"lr": -1.0}, ValueError, "lr must be > 0"),
+        ({"coefficient_lr": 0.0}, ValueError, "coefficient_lr must be > 0"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"loss_power": 0.0}, ValueError, "loss_power"),
         ({"min_gap": 10.0}, ValueError, "min_gap"),
