@@ -7,7 +7,9 @@ Two designers, both on the same pilot batch (seed 1) against the same tight pilo
 * ``grad``: ``ind.design_solver`` (Adam through the solve, RMS objective), ``--design-iterations``
   Adam steps on mini-batches of ``--design-batch`` pilot inputs (``small``: 200 steps on 256;
   ``mid``: 1000 on 512),
-  the grid alone, with the start time (``t0``) or with decoupled regressor times (``coef``).
+  the grid alone, with the start time (``t0``) or with decoupled regressor times (``coef``);
+* ``NM coef``: ``design_solver`` with decoupled regressor times started from the ``NM`` grid
+  (``lr`` 0.01); its cost includes the ``NM`` design's.
 
 A design saved under ``designs/`` by an earlier run with the same settings is loaded instead
 of designed again (its recorded cost kept), so an interrupted run resumes. Each design is then
@@ -68,11 +70,24 @@ def plan(steps: list[int], nm_steps: list[int]) -> list[tuple[str, object, str, 
         ("ExpMultistep4", m4, "grad small", small, nm_steps),
         ("ExpMultistep4", m4, "grad small coef", {**small, "coefficients": True}, nm_steps),
         ("ExpMultistep4", m4, "grad mid coef", mid, nm_steps),
+        ("ExpMultistep4", m4, "NM coef", {"coefficients": True, "lr": 0.01}, nm_steps),
         ("ExpMultistep4", m4, "grad", {}, steps),
         ("ExpMultistep4", m4, "grad coef", {"coefficients": True}, steps),
         ("ExpMultistep4", m4, "grad t0", {"start_time": True}, steps),
         ("Euler", euler, "grad t0", {"start_time": True}, steps),
     ]
+
+
+def nm_start(
+    nm_grids: dict[tuple[str, int], tuple[ind.TimeGrid, int]], method: str, steps: int
+) -> tuple[ind.TimeGrid, int]:
+    """The NM grid of ``method`` at ``steps`` and its cost, for the ``NM coef`` design."""
+    if (method, steps) not in nm_grids:
+        raise ValueError(
+            f"the design {method}:NM coef starts from {method}:NM at {steps} steps; add "
+            f"{method}:NM to --designs and {steps} to --nm-steps"
+        )
+    return nm_grids[(method, steps)]
 
 
 def designed_runs(problem: Problem, args: argparse.Namespace) -> tuple[list[Run], dict]:
@@ -86,6 +101,7 @@ def designed_runs(problem: Problem, args: argparse.Namespace) -> tuple[list[Run]
     (args.out / "designs").mkdir(parents=True, exist_ok=True)
     runs = []
     todo = plan(args.design_steps, args.nm_steps)
+    nm_grids: dict[tuple[str, int], tuple[ind.TimeGrid, int]] = {}
     with tqdm(total=sum(len(p[4]) for p in todo), desc=f"{problem.name}: design") as bar:
         for method, solver, kind, options, steps in todo:
             if args.designs is not None and f"{method}:{kind}" not in args.designs:
@@ -114,11 +130,17 @@ def designed_runs(problem: Problem, args: argparse.Namespace) -> tuple[list[Run]
                     generator = torch.Generator().manual_seed(0)
                     settings = {"iterations": args.design_iterations,
                                 "batch_size": args.design_batch, **options}  # fmt: skip
+                    if kind == "NM coef":
+                        settings["start"] = nm_start(nm_grids, method, n)[0]
                     design = ind.design_solver(field, solver, problem.pilot, n,
                                                reference=pilot_reference, generator=generator,
                                                **settings)  # fmt: skip
                     cost, backward = design.evaluations, design.gradient_evaluations
                     run_solver = design.solver
+                if kind == "NM coef":  # the saved design's count is of its own run alone
+                    cost += nm_start(nm_grids, method, n)[1]
+                if kind == "NM":
+                    nm_grids[(method, n)] = (design.grid, cost)
                 seconds = "saved" if saved.exists() else round(time.perf_counter() - start, 1)
                 saved.write_text(design.to_json())
                 job = Job("indiflow", method, f"designed {kind}", str(n),

@@ -66,13 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--checkpoint", default="sr4_photos_cpu", help="checkpoint, weights file or shipped name")
     add("--out", type=Path, default=Path("runs/image_designs"))
     add("--budgets", type=int, nargs="+", default=[5, 10])
-    add("--pilot", type=int, default=4, help="pilot patches")
+    add("--pilot", type=int, default=16, help="pilot patches")
     add("--patch", type=int, default=64, help="pilot patch size")
     add("--crop", type=int, default=128, help="held-out central crop size")
     add("--ref-steps", type=int, default=24, help="reference: ExpMultistep3 on uniform(2R)")
-    add("--grid-evals", type=int, default=24, help="pilot solves per design_grid")
-    add("--solver-iters", type=int, default=12, help="Adam steps per design_solver")
-    add("--lr", type=float, default=0.1, help="design_solver's learning rate")
+    add("--grid-evals", type=int, default=20, help="pilot solves per design_grid")
+    add("--solver-iters", type=int, default=24, help="Adam steps per design_solver")
+    add("--lr", type=float, default=0.01, help="design_solver's learning rate")
+    add("--coefficient-lr", type=float, default=0.005,
+        help="design_solver's learning rate on the regressor-time offsets")  # fmt: skip
     add("--seed", type=int, default=0)
     add("--summary-only", action="store_true", help="rewrite summary.md from results.csv")
     add("--skip-designs", action="store_true", help="references and anchors only")
@@ -141,7 +143,8 @@ def design_methods(
     start = time.perf_counter()
     design = ind.design_solver(
         field, ind.ExpMultistep3(), pilot_x1, budget, reference=pilot_ref,
-        iterations=args.solver_iters, lr=args.lr, batch_size=size, start_time=True,
+        iterations=args.solver_iters, lr=args.lr, coefficient_lr=args.coefficient_lr,
+        batch_size=size, start_time=True,
         coefficients=True, loss_power=2.0, start=warm.grid,
         generator=torch.Generator().manual_seed(args.seed),
     )  # fmt: skip
@@ -239,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         f"PSNR {ref_psnr:.2f} dB; pilot reference cost {pilot_ref_evals * args.pilot:.0f} "
         "pilot image-evaluations (shared by all designs, not in the cost column).",
         f"Design settings: design_grid evaluations={args.grid_evals}; design_solver "
-        f"iterations={args.solver_iters}, lr={args.lr}, L2 objective, warm start from the "
+        f"iterations={args.solver_iters}, lr={args.lr}, coefficient_lr={args.coefficient_lr}, "
+        "L2 objective, warm start from the "
         "ExpMultistep3 grid design (its cost included).",
     ]
     (out / "notes.json").write_text(json.dumps(notes))
