@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import indiflow as ind
+from indiflow.design_inputs import pilot_reference
 from indiflow.design_objective import differentiable_solve, grid_nodes, power_loss
 from indiflow.designed_solver import DesignedSolver, solver_from_data, solver_to_data
 
@@ -85,6 +86,17 @@ def test_regressor_times_move_with_the_nodes_unless_given_their_own_rate() -> No
     gap = max(abs(a / b - 1) for a, b in zip(free.solver.evaluation_times[:-1],
                                               free.solver.times[:-1], strict=True))  # fmt: skip
     assert gap > 1e-2
+
+
+def test_the_pilot_reference_and_what_it_costs() -> None:
+    """A given reference is used as is at no cost; otherwise a tight solve, all its rows counted."""
+    given = exact_limit(PILOT)
+    reference, rows = pilot_reference(FIELD, PILOT, given)
+    assert reference is given and rows == 0
+    computed, rows = pilot_reference(FIELD, PILOT, None)
+    tight = ind.solve(FIELD, ind.DormandPrince(), PILOT, ind.Adaptive(rtol=1e-9, atol=1e-9))
+    assert rows == tight.stats.rows > 0 and torch.equal(computed, tight.x)
+    assert_close(computed, given, rtol=0.0, atol=1e-7)
 
 
 def test_deterministic_with_a_generator() -> None:
