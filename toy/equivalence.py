@@ -20,170 +20,59 @@ size-``n`` samples of the oracle's restored law, 95th percentile); the coupled p
 between endpoints; the mean distance to the nearest mode; the regressors' mean squared distance
 to the oracle on held-out ``(x_t, t)``. Writes ``equivalence.png`` and ``metrics.json`` to
 ``--out`` and prints a summary.
+
+This module holds the two-sample statistics, the evaluation and the command line; the settings
+are in ``toy.equivalence_config``, the paired training in ``toy.equivalence_training``, the
+figure and the summary in ``toy.equivalence_report``.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 import indiflow as ind
-from toy.arguments import Range, check_fields, parse_config
+from toy.arguments import parse_config
 from toy.data import Toy, get_toy
+from toy.equivalence_config import (
+    DENOISING_TOYS,
+    EQUIVALENCE_CHOICES,
+    EQUIVALENCE_RANGES,
+    SOLVERS,
+    EquivalenceConfig,
+)
+from toy.equivalence_report import plot, summary
+from toy.equivalence_training import GivenTimes, ScoreNet, dsm_loss, learning_rate, train_pair
 
-# Toys with an exact oracle and H = I: the only setting where the score equivalence holds.
-DENOISING_TOYS = ("fig1a", "gauss4", "ring8")
-SOLVERS = {"euler": ind.Euler(), "heun": ind.Heun()}  # CLI choice table
-
-
-@dataclass(frozen=True)
-class EquivalenceConfig:
-    toy: str = "fig1a"
-    steps: int = 1500  # optimiser steps, for each network
-    batch: int = 512
-    lr: float = 2e-3  # peak; linear warm-up over `warmup` steps, then cosine decay to lr / 100
-    warmup: int = 100
-    hidden: int = 128
-    depth: int = 4
-    ema: float = 0.995
-    solver: str = "euler"  # euler | heun, on TimeGrid.uniform(n_steps)
-    n_steps: int = 50
-    n_eval: int = 2000  # restored samples per law
-    null_reps: int = 100  # bootstrap replicates of the null energy distance
-    null_level: float = 0.95  # the tolerance is this quantile of the null
-    n_paths: int = 24  # trajectories drawn in the figure
-    replicates: int = 2  # seeds seed, seed + 1, ...: one (InDI, score) pair each
-    seed: int = 0
-    threads: int = 1
-    out: str = "runs/toy/equivalence"
-
-    def __post_init__(self) -> None:
-        check_fields(self, EQUIVALENCE_RANGES, EQUIVALENCE_CHOICES)
-
-
-# What each setting may be: the command line's argparse types and EquivalenceConfig's checks.
-EQUIVALENCE_RANGES = {
-    "steps": Range(int, 1),
-    "batch": Range(int, 1),
-    "lr": Range(float, 0, low_open=True),
-    "warmup": Range(int, 0),
-    "hidden": Range(int, 1),
-    "depth": Range(int, 1),
-    "ema": Range(float, 0, 1, high_open=True),  # 1 would freeze the EMA at the initial weights
-    "n_steps": Range(int, 1),
-    "n_eval": Range(int, 2),  # the energy distance needs pairs
-    "null_reps": Range(int, 1),
-    "null_level": Range(float, 0, 1),  # a quantile level
-    "n_paths": Range(int, 1),
-    "replicates": Range(int, 1),
-    "seed": Range(int, 0, 2**63 - 1),
-    "threads": Range(int, 1),
-}
-# Only denoising toys with an exact oracle: the one setting where the score equivalence holds.
-EQUIVALENCE_CHOICES = {"toy": DENOISING_TOYS, "solver": tuple(SOLVERS)}
-
-
-class ScoreNet(nn.Module):
-    """``s(x_t, t) = body(x_t, t) / (t sigma)``: a score model with NCSN's output scaling.
-
-    The scaling makes the body predict ``-n`` (unit size at every ``t``) while the module itself
-    returns the score, whose size grows like ``1 / (t sigma)`` near ``t = 0``.
-    """
-
-    def __init__(self, sigma: float, hidden: int, depth: int) -> None:
-        super().__init__()
-        self.sigma = sigma
-        self.body = ind.nets.ToyMLP(2, hidden=hidden, depth=depth)
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.body(x_t, t) / (t[:, None] * self.sigma)
-
-
-@dataclass(frozen=True)
-class GivenTimes:
-    """A time law that hands back times drawn beforehand, so both losses see the same ``t``."""
-
-    t: torch.Tensor
-
-    def sample(self, n, generator=None, *, dtype=None, device=None) -> torch.Tensor:
-        return self.t[:n].to(dtype=dtype, device=device)
-
-
-def dsm_loss(
-    score: nn.Module, x: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, sigma: float
-) -> torch.Tensor:
-    """DSM weighted by ``(t sigma)^2``: ``mean_b ||t sigma s(x_t, t) + (x_t - x) / (t sigma)||^2``.
-
-    The target score of ``N(x_t; x, (t sigma)^2 I)`` is ``(x - x_t) / (t sigma)^2``.
-    """
-    level = t[:, None] * sigma
-    return (level * score(x_t, t) + (x_t - x) / level).square().sum(1).mean()
-
-
-def learning_rate(cfg: EquivalenceConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    lr_min = cfg.lr / 100
-    return lr_min + 0.5 * (cfg.lr - lr_min) * (1 + math.cos(math.pi * progress))
-
-
-def train_pair(cfg: EquivalenceConfig, toy: Toy, seed: int, progress: bool = True) -> dict:
-    """Train the InDI and the score network on the same draws; return EMA models and losses.
-
-    Both networks start from the same body weights, see the same pairs ``(x, y)`` and times ``t``
-    at every step and use the same optimiser, schedule and EMA: only the parametrisation and the
-    loss differ.
-    """
-    sigma = toy.degradation.sigma
-    torch.manual_seed(seed)
-    indi_net = ind.nets.ToyMLP(2, hidden=cfg.hidden, depth=cfg.depth)
-    torch.manual_seed(seed)
-    score_net = ScoreNet(sigma, cfg.hidden, cfg.depth)
-    nets = {"indi": indi_net, "score": score_net}
-    emas = {k: _frozen_copy(m) for k, m in nets.items()}
-    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, m in nets.items()}
-    generator = torch.Generator().manual_seed(seed)
-    time_law = ind.UniformTime()
-    losses: dict[str, list[float]] = {"indi": [], "score": []}
-    seconds = {"indi": 0.0, "score": 0.0}
-    for step in tqdm(range(cfg.steps), disable=not progress, desc=f"train seed {seed}"):
-        x, y = toy.sample_pairs(cfg.batch, generator)
-        t = time_law.sample(cfg.batch, generator, dtype=x.dtype)
-        x_t = x + t[:, None] * (y - x)
-        for name in ("indi", "score"):
-            start = time.perf_counter()
-            for group in opts[name].param_groups:
-                group["lr"] = learning_rate(cfg, step)
-            if name == "indi":
-                loss = ind.indi_loss(indi_net, x, y, time_law=GivenTimes(t))
-            else:
-                loss = dsm_loss(score_net, x, x_t, t, sigma)
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[name].step()
-            with torch.no_grad():
-                for p_ema, p in zip(emas[name].parameters(), nets[name].parameters(), strict=True):
-                    p_ema.lerp_(p, 1.0 - cfg.ema)
-            losses[name].append(loss.item())
-            seconds[name] += time.perf_counter() - start
-    return {"models": emas, "losses": losses, "seconds": seconds}
-
-
-def _frozen_copy(model: nn.Module) -> nn.Module:
-    """The EMA holder: a copy of the initial weights, outside autograd."""
-    ema = copy.deepcopy(model)
-    ema.requires_grad_(False)
-    return ema.eval()
+# The script's names, wherever they are defined, stay importable from here.
+__all__ = [
+    "DENOISING_TOYS",
+    "EQUIVALENCE_CHOICES",
+    "EQUIVALENCE_RANGES",
+    "SOLVERS",
+    "T_BINS",
+    "EquivalenceConfig",
+    "GivenTimes",
+    "ScoreNet",
+    "dsm_loss",
+    "energy_distance",
+    "evaluate",
+    "learning_rate",
+    "main",
+    "mode_statistics",
+    "nearest_mode_distance",
+    "null_energy_distances",
+    "parse_args",
+    "plot",
+    "run",
+    "summary",
+    "train_pair",
+]
 
 
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -336,81 +225,6 @@ def evaluate(cfg: EquivalenceConfig, toy: Toy, nets: dict[str, nn.Module]) -> di
     }
 
 
-def plot(cfg: EquivalenceConfig, toy: Toy, ev: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arrays = ev["_arrays"]
-    style = {
-        "oracle": {"color": "black", "ls": "-", "lw": 1.6, "label": "oracle E[x | x_t]"},
-        "indi0": {"color": "tab:blue", "ls": "-", "lw": 1.0, "label": "InDI network"},
-        "score0": {"color": "tab:orange", "ls": "--", "lw": 1.0, "label": "score network"},
-    }
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
-    ax = axes[0]
-    for name, st in style.items():
-        xs = arrays["paths"][name]
-        for i in range(xs.shape[1]):
-            ax.plot(xs[:, i, 0], xs[:, i, 1], color=st["color"], ls=st["ls"], lw=st["lw"])
-        ax.plot([], [], **st)
-    ax.scatter(*arrays["y_paths"].T, s=10, c="grey", label="inputs y", zorder=3)
-    if toy.modes is not None:
-        ax.scatter(*toy.modes.T, marker="*", s=160, c="red", label="clean modes", zorder=4)
-    ax.set_title(f"trajectories (seed {cfg.seed}), {cfg.solver} x {cfg.n_steps} steps")
-    ax.legend(loc="best", fontsize=8)
-    ax.set_aspect("equal")
-
-    ax = axes[1]
-    if toy.modes is not None:
-        # Offsets from the nearest mode, reflected so that "away from the origin" points up-right
-        # for every mode of a symmetric toy: a shared bias shows as a shifted cloud.
-        modes = toy.modes.double()
-        for name in ("score0", "indi0", "oracle"):  # the widest cloud first
-            st = style[name]
-            pts = arrays["restored"][name]
-            nearest = modes[torch.cdist(pts, modes).argmin(1)]
-            off = (pts - nearest) * torch.sign(nearest)
-            ax.scatter(*off.T, s=4, alpha=0.35, c=st["color"], label=st["label"])
-            centre = off.mean(0)
-            ax.scatter(*centre, s=90, marker="X", c=st["color"], edgecolors="k", zorder=5)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.axvline(0, color="grey", lw=0.5)
-        lim = 4 * max(1e-3, max(ev["nearest_mode_distance"][k] or 0 for k in style))
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_title("endpoint - nearest mode (outward = up-right); X: mean")
-    else:
-        for name, st in style.items():
-            pts = arrays["restored"][name][:800]
-            ax.scatter(*pts.T, s=4, alpha=0.4, c=st["color"], label=st["label"])
-        ax.set_title("restored laws")
-    ax.legend(loc="lower left", fontsize=8, markerscale=3)
-    ax.set_aspect("equal")
-
-    ax = axes[2]
-    null = arrays["null"].numpy()
-    ax.hist(null, bins=30, color="lightgrey", label="null: oracle vs oracle")
-    top = ax.get_ylim()[1]
-    marks = {"cross": ("tab:green", "InDI vs score"), "within": ("tab:purple", "seed vs seed")}
-    marks["to_oracle"] = ("black", "network vs oracle")
-    for row, (group, (color, label)) in enumerate(marks.items()):
-        values = list(ev["groups"][group].values())
-        if values:
-            ax.scatter(values, [top * (0.3 + 0.15 * row)] * len(values), c=color, label=label)
-    ax.axvline(ev["resolution"], color="k", ls=":", label=f"resolution (q{cfg.null_level:g})")
-    if ev["seed_spread"] is not None:
-        ax.axvline(ev["seed_spread"], color="tab:purple", ls=":", label="seed spread (max)")
-    ax.set_xlabel("energy distance")
-    ax.set_title(f"energy distances, n = {cfg.n_eval} per law")
-    ax.legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"{toy.name}: {toy.description}; score vs InDI parametrisation, same budget")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run(cfg: EquivalenceConfig, progress: bool = True) -> dict:
     """Train, evaluate, plot and write ``metrics.json`` (``cfg`` checked itself when built)."""
     torch.set_num_threads(cfg.threads)
@@ -438,52 +252,6 @@ def run(cfg: EquivalenceConfig, progress: bool = True) -> dict:
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
-
-
-def summary(m: dict) -> str:
-    cfg = m["config"]
-    lines = [
-        f"toy {m['toy']['name']} ({m['toy']['description']}): {cfg['replicates']} seed(s) x "
-        f"(InDI net, score net), {cfg['steps']} steps each, {cfg['solver']} x {cfg['n_steps']}",
-        f"energy distance, n = {cfg['n_eval']} restored samples per law:",
-        f"  resolution (q{m['null']['level']:g} of {m['null']['reps']} oracle-vs-oracle draws) "
-        f"{m['resolution']:.2e}",
-    ]
-    if m["seed_spread"] is not None:
-        lines.append(f"  seed spread (same parametrisation, other seed) {m['seed_spread']:.2e}")
-    for group, label in (("cross", "InDI vs score"), ("within", "seed vs seed")):
-        for k, v in m["groups"][group].items():
-            lines.append(f"  {label:16s} {k:14s} {v:+.2e}")
-    for k, v in m["groups"]["to_oracle"].items():
-        ok = "within" if m["to_oracle_within_resolution"][k] else "above"
-        lines.append(f"  {'to oracle':16s} {k:14s} {v:+.2e}  ({ok} resolution)")
-    verdict = "EQUIVALENT" if m["equivalent_within_tolerance"] else "NOT equivalent"
-    lines.append(
-        f"  => InDI vs score worst {m['worst_cross']:.2e} vs tolerance {m['tolerance']:.2e}: "
-        f"{verdict} within tolerance"
-    )
-    nm = m["nearest_mode_distance"]
-    if nm["oracle"] is not None:
-        lines.append("nearest-mode distance: " + ", ".join(f"{k} {v:.4f}" for k, v in nm.items()))
-    lines.append(
-        "coupled endpoint distance (seed 0, same inputs): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in m["coupled_endpoint_distance"].items())
-    )
-    if m["modes"]["oracle"] is not None:
-        lines.append(
-            "endpoint bias |mean offset to mode|: "
-            + ", ".join(f"{k} {v['bias']:.4f}" for k, v in m["modes"].items())
-        )
-    lines.append(
-        "regressor MSE to oracle: "
-        + ", ".join(f"{k} {v:.2e}" for k, v in m["regressor_mse_to_oracle"].items())
-    )
-    first = next(iter(m["regressor_mse_to_oracle_by_t"].values()))
-    lines.append("regressor MSE to oracle by t: " + " ".join(f"{b:>12s}" for b in first))
-    for k, v in m["regressor_mse_to_oracle_by_t"].items():
-        lines.append(f"  {k:>28s}: " + " ".join(f"{x:12.2e}" for x in v.values()))
-    lines.append(f"total {m['total_seconds']:.1f} s; wrote {cfg['out']}")
-    return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> EquivalenceConfig:
